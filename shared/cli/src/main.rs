@@ -1,0 +1,2 @@
+//! `latchkey`: the local server and the admin commands.
+fn main() {}

@@ -1,0 +1,383 @@
+//! Configuration: every setting is an environment variable with a stated default. The local
+//! server and every Lambda function read the same variables. The README's configuration table
+//! is generated from [`SETTINGS`] (and a test keeps the two in step).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Whether this is a development or a production deployment. Production refuses to start with
+/// generated development keys, and never serves the local outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How the Magento dialect treats admin two-factor authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MagentoTfa {
+    /// Admins must sign in through a 2FA provider (Magento's default).
+    Required,
+    /// `integration/admin/token` hands out tokens on a password alone
+    /// (as with `module:disable Magento_TwoFactorAuth`).
+    Off,
+}
+
+/// One documented setting.
+pub struct Setting {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub doc: &'static str,
+}
+
+/// Every setting the core reads. The CLI and the AWS glue add their own (`LATCHKEY_ADDR`,
+/// `LATCHKEY_DATA_DIR`, `LATCHKEY_STORE`, `LATCHKEY_TABLE`, ...), listed in
+/// [`crate::config::DEPLOYMENT_SETTINGS`].
+pub const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "LATCHKEY_ENV",
+        default: "development",
+        doc: "`development` or `production`. Production refuses to start without real keys.",
+    },
+    Setting {
+        name: "LATCHKEY_PUBLIC_URL",
+        default: "http://127.0.0.1:8080",
+        doc: "Base URL clients reach latchkey at; used in emailed instructions and links.",
+    },
+    Setting {
+        name: "LATCHKEY_MAIL_FROM",
+        default: "latchkey@localhost",
+        doc: "Sender address of every email (must be verified in SES on AWS).",
+    },
+    Setting {
+        name: "LATCHKEY_ISSUER",
+        default: "latchkey",
+        doc: "Issuer label shown in authenticator apps next to the account name.",
+    },
+    Setting {
+        name: "LATCHKEY_TOTP_WINDOW",
+        default: "1",
+        doc: "TOTP steps (30 s each) accepted either side of now (0-10).",
+    },
+    Setting {
+        name: "LATCHKEY_LOCKOUT_FAILURES",
+        default: "6",
+        doc: "Failed password or code attempts, on any route, that lock an account.",
+    },
+    Setting {
+        name: "LATCHKEY_LOCKOUT_MINUTES",
+        default: "30",
+        doc: "How long a locked account stays locked.",
+    },
+    Setting {
+        name: "LATCHKEY_IP_ATTEMPTS",
+        default: "100",
+        doc: "Sign-in attempts (password or code) one client IP may make per window.",
+    },
+    Setting {
+        name: "LATCHKEY_IP_WINDOW_SECONDS",
+        default: "300",
+        doc: "Length of the per-IP attempt window.",
+    },
+    Setting {
+        name: "LATCHKEY_MAX_BODY_BYTES",
+        default: "65536",
+        doc: "Largest request body accepted; larger bodies get 413.",
+    },
+    Setting {
+        name: "LATCHKEY_MAGENTO_TFA",
+        default: "required",
+        doc: "`required`: admins sign in through a 2FA provider. `off`: a password is enough.",
+    },
+    Setting {
+        name: "LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES",
+        default: "60",
+        doc: "Lifetime of Magento admin tokens.",
+    },
+    Setting {
+        name: "LATCHKEY_MAGENTO_CUSTOMER_TOKEN_MINUTES",
+        default: "60",
+        doc: "Lifetime of Magento customer tokens.",
+    },
+    Setting {
+        name: "LATCHKEY_MAGENTO_TFA_TOKEN_MINUTES",
+        default: "60",
+        doc: "Lifetime of the emailed 2FA configuration token (`tfaToken`).",
+    },
+    Setting {
+        name: "LATCHKEY_MAGENTO_STORE_CODES",
+        default: "default",
+        doc: "Store codes accepted in `/rest/<store_code>/V1/` (comma separated; `all` is always accepted).",
+    },
+];
+
+/// Settings read outside the core: by the `latchkey` binary and by the Lambda glue.
+pub const DEPLOYMENT_SETTINGS: &[Setting] = &[
+    Setting {
+        name: "LATCHKEY_ADDR",
+        default: "127.0.0.1:8080",
+        doc: "Address `latchkey serve` listens on (also `--addr`).",
+    },
+    Setting {
+        name: "LATCHKEY_DATA_DIR",
+        default: "./.latchkey",
+        doc: "Embedded store, development keys and outbox (also `--data-dir`).",
+    },
+    Setting {
+        name: "LATCHKEY_STORE",
+        default: "embedded",
+        doc: "`embedded` (SQLite under the data dir) or `dynamodb`.",
+    },
+    Setting {
+        name: "LATCHKEY_TABLE",
+        default: "latchkey",
+        doc: "DynamoDB table name when the store is `dynamodb`.",
+    },
+    Setting {
+        name: "LATCHKEY_KEYS",
+        default: "(unset)",
+        doc: "The key set as JSON (see `latchkey keys generate`). Takes precedence over the file and SSM.",
+    },
+    Setting {
+        name: "LATCHKEY_KEYS_FILE",
+        default: "(unset)",
+        doc: "Path of a key set JSON file. Locally, `<data-dir>/keys.json` is generated on first run in development.",
+    },
+    Setting {
+        name: "LATCHKEY_KEYS_SSM_PARAMETER",
+        default: "(unset)",
+        doc: "Name of an SSM SecureString parameter holding the key set (read once per cold start).",
+    },
+    Setting {
+        name: "LATCHKEY_LOG",
+        default: "info",
+        doc: "Log filter (`tracing` env-filter syntax). Logs are JSON on Lambda, text locally.",
+    },
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The core's settings, parsed and checked.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub environment: Environment,
+    pub public_url: String,
+    pub mail_from: String,
+    pub issuer: String,
+    pub totp_window: u8,
+    pub lockout_failures: u32,
+    pub lockout_secs: i64,
+    pub ip_attempts: u32,
+    pub ip_window_secs: i64,
+    pub max_body_bytes: usize,
+    pub magento: MagentoConfig,
+}
+
+#[derive(Clone, Debug)]
+pub struct MagentoConfig {
+    pub tfa: MagentoTfa,
+    pub admin_token_secs: i64,
+    pub customer_token_secs: i64,
+    pub tfa_token_secs: i64,
+    pub store_codes: BTreeSet<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults table parses: a test checks it.
+        Config::from_lookup(|_| None).unwrap_or_else(|_| Config::fallback())
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (a name → value function), so tests need no env.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| -> (&'static str, String) {
+            let default = SETTINGS
+                .iter()
+                .find(|s| s.name == name)
+                .map_or("", |s| s.default);
+            let value = lookup(name).filter(|v| !v.trim().is_empty());
+            (
+                name,
+                value
+                    .unwrap_or_else(|| default.to_owned())
+                    .trim()
+                    .to_owned(),
+            )
+        };
+        let environment = match get("LATCHKEY_ENV") {
+            (_, v) if v == "development" => Environment::Development,
+            (_, v) if v == "production" => Environment::Production,
+            (name, v) => return Err(bad(name, &v, "expected `development` or `production`")),
+        };
+        let tfa = match get("LATCHKEY_MAGENTO_TFA") {
+            (_, v) if v == "required" => MagentoTfa::Required,
+            (_, v) if v == "off" => MagentoTfa::Off,
+            (name, v) => return Err(bad(name, &v, "expected `required` or `off`")),
+        };
+        let public_url = get("LATCHKEY_PUBLIC_URL")
+            .1
+            .trim_end_matches('/')
+            .to_owned();
+        if url::Url::parse(&public_url).is_err() {
+            return Err(bad(
+                "LATCHKEY_PUBLIC_URL",
+                &public_url,
+                "not an absolute URL",
+            ));
+        }
+        let store_codes = get("LATCHKEY_MAGENTO_STORE_CODES")
+            .1
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .chain(std::iter::once("all".to_owned()))
+            .collect();
+        Ok(Config {
+            environment,
+            public_url,
+            mail_from: get("LATCHKEY_MAIL_FROM").1,
+            issuer: get("LATCHKEY_ISSUER").1,
+            totp_window: number(get("LATCHKEY_TOTP_WINDOW"), 0, 10)?,
+            lockout_failures: number(get("LATCHKEY_LOCKOUT_FAILURES"), 1, 1000)?,
+            lockout_secs: minutes(get("LATCHKEY_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?,
+            ip_attempts: number(get("LATCHKEY_IP_ATTEMPTS"), 1, 1_000_000)?,
+            ip_window_secs: number(get("LATCHKEY_IP_WINDOW_SECONDS"), 1, 86_400)?,
+            max_body_bytes: number(get("LATCHKEY_MAX_BODY_BYTES"), 1024, 10 * 1024 * 1024)?,
+            magento: MagentoConfig {
+                tfa,
+                admin_token_secs: minutes(
+                    get("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES"),
+                    1,
+                    60 * 24 * 30,
+                )?,
+                customer_token_secs: minutes(
+                    get("LATCHKEY_MAGENTO_CUSTOMER_TOKEN_MINUTES"),
+                    1,
+                    60 * 24 * 30,
+                )?,
+                tfa_token_secs: minutes(get("LATCHKEY_MAGENTO_TFA_TOKEN_MINUTES"), 1, 60 * 24)?,
+                store_codes,
+            },
+        })
+    }
+
+    /// Hard-coded defaults, only reachable if the defaults table itself failed to parse.
+    fn fallback() -> Self {
+        Config {
+            environment: Environment::Development,
+            public_url: "http://127.0.0.1:8080".into(),
+            mail_from: "latchkey@localhost".into(),
+            issuer: "latchkey".into(),
+            totp_window: 1,
+            lockout_failures: 6,
+            lockout_secs: 1800,
+            ip_attempts: 100,
+            ip_window_secs: 300,
+            max_body_bytes: 65536,
+            magento: MagentoConfig {
+                tfa: MagentoTfa::Required,
+                admin_token_secs: 3600,
+                customer_token_secs: 3600,
+                tfa_token_secs: 3600,
+                store_codes: ["default", "all"].into_iter().map(String::from).collect(),
+            },
+        }
+    }
+}
+
+fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError {
+        name,
+        reason: format!("{reason} (got `{value}`)"),
+    }
+}
+
+fn number<T>((name, value): (&'static str, String), min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    match value.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(bad(
+            name,
+            &value,
+            &format!("expected a whole number from {min} to {max}"),
+        )),
+    }
+}
+
+fn minutes(setting: (&'static str, String), min: i64, max: i64) -> Result<i64, ConfigError> {
+    number(setting, min, max).map(|m: i64| m * 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_parse_and_match_the_documented_values() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.lockout_failures, 6);
+        assert_eq!(c.lockout_secs, 30 * 60);
+        assert_eq!(c.totp_window, 1);
+        assert_eq!(c.magento.admin_token_secs, 3600);
+        assert_eq!(c.magento.tfa, MagentoTfa::Required);
+        assert!(c.magento.store_codes.contains("default"));
+        assert!(c.magento.store_codes.contains("all"));
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let c = with(&[
+            ("LATCHKEY_LOCKOUT_FAILURES", "3"),
+            ("LATCHKEY_MAGENTO_TFA", "off"),
+            ("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES", "5"),
+            ("LATCHKEY_PUBLIC_URL", "https://auth.example.com/"),
+        ])
+        .unwrap();
+        assert_eq!(c.lockout_failures, 3);
+        assert_eq!(c.magento.tfa, MagentoTfa::Off);
+        assert_eq!(c.magento.admin_token_secs, 300);
+        assert_eq!(c.public_url, "https://auth.example.com");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = with(&[("LATCHKEY_TOTP_WINDOW", "eleven")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_TOTP_WINDOW");
+        let e = with(&[("LATCHKEY_ENV", "prod")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_ENV");
+        let e = with(&[("LATCHKEY_LOCKOUT_FAILURES", "0")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_LOCKOUT_FAILURES");
+        assert!(with(&[("LATCHKEY_PUBLIC_URL", "not a url")]).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Users, their factors and credentials, and the sign-in rules every dialect shares.
+
+pub mod users;

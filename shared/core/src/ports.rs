@@ -1,0 +1,266 @@
+//! The small ports besides the store: clock, randomness, mail and SMS delivery.
+//! Each has a production implementation here or in an adapter crate, and a test double.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+/// Wall-clock time. The only way the core learns what time it is.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the system clock
+    fn now_ms(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        }
+    }
+}
+
+/// A clock that only moves when told to. Tests use it instead of sleeping.
+#[derive(Debug)]
+pub struct ManualClock {
+    ms: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn at(secs: i64) -> Self {
+        Self {
+            ms: AtomicI64::new(secs.saturating_mul(1000)),
+        }
+    }
+    pub fn advance(&self, secs: i64) {
+        self.ms
+            .fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+    pub fn set(&self, secs: i64) {
+        self.ms.store(secs.saturating_mul(1000), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.ms.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed")]
+pub struct RngFailure;
+
+/// Cryptographically secure randomness.
+pub trait Rng: Send + Sync {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RngFailure>;
+}
+
+/// Randomness helpers over any [`Rng`].
+pub trait RngExt: Rng {
+    fn bytes<const N: usize>(&self) -> Result<[u8; N], RngFailure> {
+        let mut out = [0u8; N];
+        self.fill(&mut out)?;
+        Ok(out)
+    }
+
+    fn vec(&self, len: usize) -> Result<Vec<u8>, RngFailure> {
+        let mut out = vec![0u8; len];
+        self.fill(&mut out)?;
+        Ok(out)
+    }
+
+    /// A uniform integer in `0..bound` (`bound` > 0), without modulo bias.
+    fn below(&self, bound: u64) -> Result<u64, RngFailure> {
+        let bound = bound.max(1);
+        // Reject the top partial range so every residue is equally likely.
+        let zone = u64::MAX - (u64::MAX % bound) - 1;
+        loop {
+            let n = u64::from_le_bytes(self.bytes::<8>()?);
+            if n <= zone {
+                return Ok(n % bound);
+            }
+        }
+    }
+}
+
+impl<R: Rng + ?Sized> RngExt for R {}
+
+/// The operating system's CSPRNG.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemRng;
+
+impl Rng for SystemRng {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RngFailure> {
+        getrandom::fill(dest).map_err(|_| RngFailure)
+    }
+}
+
+/// Deterministic randomness for tests: SHA-256 of a seed and a counter. Never use for keys.
+#[derive(Debug)]
+pub struct SeededRng {
+    seed: u64,
+    counter: AtomicU64,
+}
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            counter: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Rng for SeededRng {
+    fn fill(&self, dest: &mut [u8]) -> Result<(), RngFailure> {
+        use sha2::Digest;
+        for chunk in dest.chunks_mut(32) {
+            let n = self.counter.fetch_add(1, Ordering::SeqCst);
+            let mut h = sha2::Sha256::new();
+            h.update(self.seed.to_le_bytes());
+            h.update(n.to_le_bytes());
+            let block = h.finalize();
+            for (d, s) in chunk.iter_mut().zip(block.iter()) {
+                *d = *s;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Delivery failures, as the adapters report them after their own bounded retries.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Throttled or briefly unavailable: the caller may try again later.
+    #[error("delivery temporarily unavailable: {0}")]
+    Retryable(String),
+    /// Refused for good (bad address, account not allowed to send, ...).
+    #[error("delivery refused: {0}")]
+    Rejected(String),
+}
+
+/// One email. `text` is the plain-text body; `html` an optional HTML alternative.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+// Bodies carry codes and links: Debug shows only the envelope.
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One text message to an E.164 number.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sms {
+    pub to: String,
+    pub body: String,
+}
+
+impl std::fmt::Debug for Sms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sms").finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send_email(&self, email: &Email) -> Result<(), SendError>;
+}
+
+#[async_trait]
+pub trait SmsSender: Send + Sync {
+    async fn send_sms(&self, sms: &Sms) -> Result<(), SendError>;
+}
+
+/// A mailer and SMS sender that keep what they were given, for tests.
+#[derive(Debug, Default)]
+pub struct RecordingOutbox {
+    pub emails: Mutex<Vec<Email>>,
+    pub sms: Mutex<Vec<Sms>>,
+}
+
+impl RecordingOutbox {
+    pub fn emails(&self) -> Vec<Email> {
+        self.emails.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+    pub fn texts(&self) -> Vec<Sms> {
+        self.sms.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingOutbox {
+    async fn send_email(&self, email: &Email) -> Result<(), SendError> {
+        self.emails
+            .lock()
+            .map_err(|_| SendError::Rejected("poisoned".into()))?
+            .push(email.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SmsSender for RecordingOutbox {
+    async fn send_sms(&self, sms: &Sms) -> Result<(), SendError> {
+        self.sms
+            .lock()
+            .map_err(|_| SendError::Rejected("poisoned".into()))?
+            .push(sms.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::at(100);
+        assert_eq!(c.now(), 100);
+        c.advance(30);
+        assert_eq!(c.now(), 130);
+        assert_eq!(c.now_ms(), 130_000);
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let rng = SeededRng::new(7);
+        let mut seen = [false; 10];
+        for _ in 0..500 {
+            let n = rng.below(10).unwrap();
+            seen[n as usize] = true;
+        }
+        assert!(seen.iter().all(|s| *s));
+    }
+
+    #[test]
+    fn seeded_rng_is_repeatable_and_system_rng_is_not_constant() {
+        let a: [u8; 40] = SeededRng::new(1).bytes().unwrap();
+        let b: [u8; 40] = SeededRng::new(1).bytes().unwrap();
+        assert_eq!(a, b);
+        let x: [u8; 16] = SystemRng.bytes().unwrap();
+        let y: [u8; 16] = SystemRng.bytes().unwrap();
+        assert_ne!(x, y);
+    }
+}

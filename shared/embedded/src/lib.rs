@@ -1,0 +1,1 @@
+//! Embedded adapters: the SQLite store and the local outbox.
