@@ -1,2 +1,83 @@
 //! `latchkey`: the local server and the admin commands.
-fn main() {}
+//!
+//! ```text
+//! latchkey serve [--addr 127.0.0.1:8080] [--data-dir ./.latchkey]
+//! latchkey user add --username U --email E --password P --role admin|customer [--totp-secret B32] [--phone +E164] [--store-id N]
+//! latchkey user list | set-password | require-password-reset | unlock | totp enroll|reset | set-phone
+//!               | enable-2fa | disable-2fa | enable | disable | revoke-tokens
+//! latchkey integration add --name N [--resource R]... | list | delete ID
+//! latchkey keys generate [--production]
+//! ```
+
+mod admin;
+mod keys;
+mod serve;
+mod setup;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use setup::StoreArgs;
+
+#[derive(Parser)]
+#[command(name = "latchkey", version, about = "Sign-in and multi-factor authentication backend for storefronts")]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every route locally, on the embedded store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Manage users.
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage integrations (API clients with Bearer access tokens).
+    #[command(subcommand)]
+    Integration(admin::IntegrationCommand),
+    /// Manage key sets.
+    #[command(subcommand)]
+    Keys(admin::KeysCommand),
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { addr } => serve::run(setup::local(&cli.store).await?, addr).await,
+            Command::User(cmd) => admin::user(&cli.store, cmd).await,
+            Command::Integration(cmd) => admin::integration(&cli.store, cmd).await,
+            Command::Keys(cmd) => admin::keys(cmd),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

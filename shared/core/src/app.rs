@@ -56,6 +56,11 @@ impl App {
         self.dispatch(found, req).await
     }
 
+    /// The answer to a request whose body exceeded the limit before it was read in full.
+    pub fn body_too_large(&self, path: &str) -> Response {
+        dialects::too_large(routes::dialect_of_path(path))
+    }
+
     async fn dispatch(&self, found: Lookup, req: Request) -> Response {
         match found {
             Lookup::Found(route, params) => {

@@ -2,6 +2,7 @@
 //! answers and errors; none holds a rule of its own.
 
 pub mod core;
+pub mod magento;
 
 use http::Method;
 
@@ -10,27 +11,31 @@ use crate::routes::{Dialect, Params, Route};
 use crate::web::{Request, Response};
 
 pub async fn handle(app: &App, route: &'static Route, params: Params, req: Request) -> Response {
-    let _ = &params;
     match route.dialect {
         Dialect::Core => core::handle(app, route, req).await,
-        Dialect::Magento => core::not_found(),
+        Dialect::Magento => magento::handle(app, route, params, req).await,
     }
 }
 
+/// No route has this path.
 pub fn not_found(dialect: Dialect) -> Response {
     match dialect {
-        Dialect::Core | Dialect::Magento => core::not_found(),
+        Dialect::Core => core::not_found(),
+        Dialect::Magento => magento::not_found(),
     }
 }
 
+/// The path exists, not with this method. Magento answers as for an unknown route.
 pub fn wrong_method(dialect: Dialect, allowed: &[Method]) -> Response {
     match dialect {
-        Dialect::Core | Dialect::Magento => core::wrong_method(allowed),
+        Dialect::Core => core::wrong_method(allowed),
+        Dialect::Magento => magento::not_found(),
     }
 }
 
 pub fn too_large(dialect: Dialect) -> Response {
     match dialect {
-        Dialect::Core | Dialect::Magento => core::too_large(),
+        Dialect::Core => core::too_large(),
+        Dialect::Magento => magento::too_large(),
     }
 }

@@ -1,0 +1,276 @@
+//! The admin commands: users, integrations, keys.
+
+use clap::{Subcommand, ValueEnum};
+use latchkey_core::App;
+use latchkey_core::crypto::SecretString;
+use latchkey_core::crypto::keys::KeySetFile;
+use latchkey_core::crypto::qr;
+use latchkey_core::crypto::totp::TotpSecret;
+use latchkey_core::identity::accounts::{self, NewUser, TotpSetup};
+use latchkey_core::identity::integrations;
+use latchkey_core::identity::users::{Role, Totp, User};
+use latchkey_core::ports::SystemRng;
+
+use crate::setup::{self, StoreArgs};
+
+const VIA: &str = "cli";
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Customer,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Admin => Role::Admin,
+            RoleArg::Customer => Role::Customer,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Enroll this authenticator secret (base32) right away.
+        #[arg(long)]
+        totp_secret: Option<String>,
+        /// Phone number for SMS codes, E.164 (`+4915112345678`).
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        store_id: u32,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (clears a required reset and the lockout counter).
+    SetPassword {
+        /// Username or email.
+        login: String,
+        #[arg(long)]
+        password: String,
+    },
+    /// Require a new password before the user's next sign-in.
+    RequirePasswordReset { login: String },
+    /// Clear the failed-attempt counter of a locked account.
+    Unlock { login: String },
+    /// Authenticator app (TOTP) enrollment.
+    #[command(subcommand)]
+    Totp(TotpCommand),
+    /// Set (or with --clear, remove) the phone number for SMS codes.
+    SetPhone {
+        login: String,
+        #[arg(long, required_unless_present = "clear")]
+        phone: Option<String>,
+        #[arg(long)]
+        clear: bool,
+    },
+    /// Require a second factor for this user (the default).
+    Enable2fa { login: String },
+    /// Let this user sign in with a password alone.
+    Disable2fa { login: String },
+    /// Allow the user to sign in again.
+    Enable { login: String },
+    /// Refuse every sign-in of the user (tokens stop working too).
+    Disable { login: String },
+    /// Revoke every token issued to the user so far.
+    RevokeTokens { login: String },
+}
+
+#[derive(Subcommand)]
+pub enum TotpCommand {
+    /// Enroll an authenticator secret (generated, or --secret) and print its URI and QR code.
+    Enroll {
+        login: String,
+        #[arg(long)]
+        secret: Option<String>,
+    },
+    /// Remove the user's authenticator secret; their next sign-in sets one up again.
+    Reset { login: String },
+}
+
+#[derive(Subcommand)]
+pub enum IntegrationCommand {
+    /// Create an integration and print its access token (shown once).
+    Add {
+        #[arg(long)]
+        name: String,
+        /// An ACL resource to grant (repeatable); default: all (`Magento_Backend::all`).
+        #[arg(long = "resource")]
+        resources: Vec<String>,
+    },
+    /// List integrations.
+    List,
+    /// Delete an integration, revoking its token.
+    Delete { id: u64 },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Print a fresh key set (JSON) for LATCHKEY_KEYS, a key file or an SSM parameter.
+    Generate {
+        /// Mark the keys for production use (development keys are refused there).
+        #[arg(long)]
+        production: bool,
+    },
+}
+
+pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
+    let app = setup::local(store).await?.app;
+    let err = |e: accounts::AccountError| e.to_string();
+    match cmd {
+        UserCommand::Add { username, email, password, role, totp_secret, phone, store_id } => {
+            let totp_secret = totp_secret
+                .map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--totp-secret: {e}")))
+                .transpose()?;
+            let new = NewUser {
+                username,
+                email,
+                password: SecretString::new(password),
+                role: role.into(),
+                totp_secret,
+                phone,
+                store_id,
+            };
+            let user = accounts::create(&app, new, VIA).await.map_err(err)?;
+            println!("created {} {} ({}, id {})", user.role, user.username, user.email, user.id);
+        }
+        UserCommand::List => print_users(&app, &accounts::list(&app, 100_000).await.map_err(|e| e.to_string())?),
+        UserCommand::SetPassword { login, password } => {
+            accounts::set_password(&app, &login, &SecretString::new(password), VIA).await.map_err(err)?;
+            println!("password set for {login}");
+        }
+        UserCommand::RequirePasswordReset { login } => {
+            accounts::require_password_reset(&app, &login, VIA).await.map_err(err)?;
+            println!("{login} must set a new password before signing in");
+        }
+        UserCommand::Unlock { login } => {
+            accounts::unlock(&app, &login, VIA).await.map_err(err)?;
+            println!("{login} unlocked");
+        }
+        UserCommand::Totp(TotpCommand::Enroll { login, secret }) => {
+            let secret =
+                secret.map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--secret: {e}"))).transpose()?;
+            let setup = accounts::enroll_totp(&app, &login, secret, VIA).await.map_err(err)?;
+            print_setup(&setup)?;
+        }
+        UserCommand::Totp(TotpCommand::Reset { login }) => {
+            let user = accounts::find(&app, &login).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
+            accounts::reset_totp(&app, user.id, VIA).await.map_err(err)?;
+            println!("authenticator removed for {login}; the next sign-in sets one up again");
+        }
+        UserCommand::SetPhone { login, phone, clear } => {
+            let phone = if clear { None } else { phone };
+            accounts::set_phone(&app, &login, phone.as_deref(), VIA).await.map_err(err)?;
+            println!("phone {} for {login}", if phone.is_some() { "set" } else { "removed" });
+        }
+        UserCommand::Enable2fa { login } => {
+            accounts::set_two_factor(&app, &login, true, VIA).await.map_err(err)?;
+            println!("two-factor authentication required for {login}");
+        }
+        UserCommand::Disable2fa { login } => {
+            accounts::set_two_factor(&app, &login, false, VIA).await.map_err(err)?;
+            println!("two-factor authentication disabled for {login}");
+        }
+        UserCommand::Enable { login } => {
+            accounts::set_active(&app, &login, true, VIA).await.map_err(err)?;
+            println!("{login} enabled");
+        }
+        UserCommand::Disable { login } => {
+            accounts::set_active(&app, &login, false, VIA).await.map_err(err)?;
+            println!("{login} disabled");
+        }
+        UserCommand::RevokeTokens { login } => {
+            accounts::revoke_tokens_by_login(&app, &login, VIA).await.map_err(err)?;
+            println!("every token issued to {login} so far is revoked");
+        }
+    }
+    Ok(())
+}
+
+fn print_users(app: &App, users: &[User]) {
+    let config = &app.config;
+    println!("{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} STATUS", "ID", "USERNAME", "EMAIL", "ROLE", "TOTP", "2FA");
+    for u in users {
+        let totp = match u.totp {
+            Totp::None => "-",
+            Totp::Pending { .. } => "pending",
+            Totp::Active { .. } => "active",
+        };
+        let now = app.clock.now();
+        let status = if !u.active {
+            "disabled"
+        } else if u.locked(now, config.lockout_failures, config.lockout_secs) {
+            "locked"
+        } else if u.must_reset_password {
+            "reset-required"
+        } else {
+            "ok"
+        };
+        println!(
+            "{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} {status}",
+            u.id,
+            u.username,
+            u.email,
+            u.role.as_str(),
+            totp,
+            if u.tfa_enabled { "on" } else { "off" }
+        );
+    }
+}
+
+fn print_setup(setup: &TotpSetup) -> Result<(), String> {
+    println!("secret: {}", setup.secret.to_base32().expose());
+    println!("uri:    {}", setup.uri);
+    println!();
+    println!("{}", qr::terminal(&setup.uri).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(), String> {
+    let app = setup::local(store).await?.app;
+    match cmd {
+        IntegrationCommand::Add { name, resources } => {
+            let (integration, token) =
+                integrations::create(&app, &name, resources, VIA).await.map_err(|e| e.to_string())?;
+            println!("created integration {} ({})", integration.id, integration.name);
+            println!("resources:    {}", integration.resources.join(", "));
+            println!("access token: {}", token.expose());
+            println!("(shown once; use it as `Authorization: Bearer <token>`)");
+        }
+        IntegrationCommand::List => {
+            println!("{:>5}  {:<32} RESOURCES", "ID", "NAME");
+            for i in integrations::list(&app).await.map_err(|e| e.to_string())? {
+                println!("{:>5}  {:<32} {}", i.id, i.name, i.resources.join(", "));
+            }
+        }
+        IntegrationCommand::Delete { id } => {
+            integrations::delete(&app, id, VIA).await.map_err(|e| e.to_string())?;
+            println!("integration {id} deleted; its token no longer works");
+        }
+    }
+    Ok(())
+}
+
+pub fn keys(cmd: KeysCommand) -> Result<(), String> {
+    match cmd {
+        KeysCommand::Generate { production } => {
+            let mut file = KeySetFile::generate(&SystemRng).map_err(|e| e.to_string())?;
+            if production {
+                file.set_development(false);
+            }
+            println!("{}", file.to_json_pretty());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Magento's error shape — `{"message": ..., "parameters": ...}` (and `errors` for several input
+//! errors) — with the vendor's own texts, and the one mapping from core errors to it.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::identity::Fault;
+use crate::identity::signin::SignInError;
+use crate::web::{self, BodyError, FieldError, Response};
+
+pub const SIGN_IN_INCORRECT: &str = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later.";
+pub const USE_PROVIDER: &str = "Please use the 2fa provider-specific endpoints to obtain a token.";
+pub const MUST_CONFIGURE: &str = "You are required to configure personal Two-Factor Authorization in order to login. Please check your email.";
+pub const INVALID_CODE: &str = "Invalid code.";
+pub const INVALID_TFA_TOKEN: &str = "Invalid two-factor authorization token";
+pub const PROVIDER_NOT_ALLOWED: &str = "Provider is not allowed.";
+pub const PROVIDER_NOT_CONFIGURED: &str = "Provider is not configured.";
+pub const PROVIDER_ALREADY_CONFIGURED: &str = "Provider is already configured.";
+pub const NOT_AUTHORIZED: &str = "The consumer isn't authorized to access %resources.";
+pub const TOKEN_EXPIRED: &str = "The token has expired. Please sign in again.";
+pub const NO_ROUTE: &str = "Request does not match any route.";
+pub const DECODING: &str = "Decoding error.";
+pub const REQUIRED: &str = "\"%fieldName\" is required. Enter and try again.";
+pub const SEVERAL_INPUT_ERRORS: &str = "One or more input exceptions have occurred.";
+pub const WRONG_TYPE: &str =
+    "The \"%fieldName\" value's type is invalid. The \"%type\" type was expected. Verify and try again.";
+pub const STORE_NOT_FOUND: &str = "The store that was requested wasn't found. Verify the store and try again.";
+pub const TOO_LARGE: &str = "The request body is too large.";
+pub const SEND_FAILED: &str = "Failed to send the message. Please contact the administrator";
+pub const BUSY: &str = "The service is temporarily unavailable. Please try again later.";
+
+/// One Magento error answer.
+#[derive(Debug)]
+pub struct MagentoError {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl MagentoError {
+    pub fn new(status: StatusCode, message: &str) -> Self {
+        Self { status, body: json!({ "message": message }) }
+    }
+
+    pub fn with_parameters(status: StatusCode, message: &str, parameters: Value) -> Self {
+        Self { status, body: json!({ "message": message, "parameters": parameters }) }
+    }
+
+    pub fn sign_in_incorrect() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, SIGN_IN_INCORRECT)
+    }
+
+    pub fn not_authorized(resource: &str) -> Self {
+        Self::with_parameters(StatusCode::UNAUTHORIZED, NOT_AUTHORIZED, json!({ "resources": resource }))
+    }
+
+    pub fn no_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, NO_ROUTE)
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE)
+    }
+
+    pub fn body(err: BodyError) -> Self {
+        match err {
+            BodyError::TooLarge => Self::too_large(),
+            BodyError::Malformed | BodyError::NotAnObject => Self::new(StatusCode::BAD_REQUEST, DECODING),
+        }
+    }
+
+    /// Input errors, one or several, as Magento's validators word them.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let one = |e: &FieldError| match e {
+            FieldError::Missing(field) => json!({ "message": REQUIRED, "parameters": { "fieldName": field } }),
+            FieldError::WrongType { field, expected } => {
+                json!({ "message": WRONG_TYPE, "parameters": { "fieldName": field, "type": expected } })
+            }
+        };
+        match errors.as_slice() {
+            [single] => Self { status: StatusCode::BAD_REQUEST, body: one(single) },
+            many => Self {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({
+                    "message": SEVERAL_INPUT_ERRORS,
+                    "errors": many.iter().map(one).collect::<Vec<_>>(),
+                }),
+            },
+        }
+    }
+
+    /// A failure of the machinery: logged with a report id, answered without details.
+    pub fn fault(fault: &Fault) -> Self {
+        if fault.is_retryable() {
+            tracing::warn!(error = %fault, "store or delivery busy");
+            return Self::new(StatusCode::SERVICE_UNAVAILABLE, BUSY);
+        }
+        let report = report_id();
+        tracing::error!(report_id = %report, error = %fault, "request failed");
+        Self::with_parameters(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Error. Details are available in the latchkey log. Report ID: %1",
+            json!([report]),
+        )
+    }
+
+    /// How a failed sign-in step answers. Every reason a stranger could probe (unknown user,
+    /// wrong password, locked, rate limited) gets the same words.
+    pub fn sign_in(err: &SignInError) -> Self {
+        match err {
+            SignInError::InvalidCredentials
+            | SignInError::Locked
+            | SignInError::RateLimited
+            | SignInError::PasswordResetRequired => Self::sign_in_incorrect(),
+            SignInError::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, INVALID_CODE),
+            SignInError::NotConfigured => Self::new(StatusCode::BAD_REQUEST, PROVIDER_NOT_CONFIGURED),
+            SignInError::AlreadyConfigured => Self::new(StatusCode::BAD_REQUEST, PROVIDER_ALREADY_CONFIGURED),
+            SignInError::Fault(f) => Self::fault(f),
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        web::json(self.status, &self.body)
+    }
+}
+
+impl From<Fault> for MagentoError {
+    fn from(f: Fault) -> Self {
+        MagentoError::fault(&f)
+    }
+}
+
+impl From<crate::store::StoreError> for MagentoError {
+    fn from(e: crate::store::StoreError) -> Self {
+        MagentoError::fault(&Fault::Store(e))
+    }
+}
+
+/// A short random id tying an answer to its log line. Not security-relevant, so a hash of the
+/// time and a counter does; it never fails.
+fn report_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 6];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes.copy_from_slice(&n.to_le_bytes()[..6]);
+    }
+    format!("webapi-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_text(e: MagentoError) -> String {
+        String::from_utf8(e.into_response().into_body().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn wire_shapes_match_magento_byte_for_byte() {
+        assert_eq!(
+            body_text(MagentoError::sign_in_incorrect()),
+            r#"{"message":"The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later."}"#
+        );
+        assert_eq!(
+            body_text(MagentoError::with_parameters(
+                StatusCode::UNAUTHORIZED,
+                USE_PROVIDER,
+                json!({"active_providers": ["google"]})
+            )),
+            r#"{"message":"Please use the 2fa provider-specific endpoints to obtain a token.","parameters":{"active_providers":["google"]}}"#
+        );
+    }
+
+    #[test]
+    fn several_missing_fields_are_listed_in_order() {
+        let e = MagentoError::fields(vec![FieldError::Missing("username"), FieldError::Missing("password")]);
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body_text(e),
+            r#"{"message":"One or more input exceptions have occurred.","errors":[{"message":"\"%fieldName\" is required. Enter and try again.","parameters":{"fieldName":"username"}},{"message":"\"%fieldName\" is required. Enter and try again.","parameters":{"fieldName":"password"}}]}"#
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! An application wired to test doubles — a manual clock, a recording outbox, any store — and
+//! a client that calls it through the same entry point the servers use.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use latchkey_core::config::Config;
+use latchkey_core::crypto::SecretString;
+use latchkey_core::crypto::keys::{KeySet, KeySetFile};
+use latchkey_core::crypto::password::PasswordHasher;
+use latchkey_core::crypto::totp::TotpSecret;
+use latchkey_core::identity::accounts::{self, NewUser};
+use latchkey_core::identity::users::{Role, User};
+use latchkey_core::ports::{ManualClock, RecordingOutbox, SeededRng};
+use latchkey_core::store::{MemoryStore, Store};
+use latchkey_core::web::ClientIp;
+use latchkey_core::{App, Deps};
+use serde_json::Value;
+
+/// 2030-03-17: far from any step boundary surprises, fixed so tests repeat.
+pub const T0: i64 = 1_900_000_000;
+
+pub struct TestApp {
+    pub app: App,
+    pub clock: Arc<ManualClock>,
+    pub outbox: Arc<RecordingOutbox>,
+    pub store: Arc<dyn Store>,
+    pub key_file: KeySetFile,
+}
+
+/// A response, with its body both raw and parsed.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub text: String,
+    pub json: Value,
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with(Arc::new(MemoryStore::new()), &[])
+    }
+
+    pub fn with_settings(settings: &[(&str, &str)]) -> Self {
+        Self::with(Arc::new(MemoryStore::new()), settings)
+    }
+
+    /// An app on `store`, with settings overridden by `settings` (name, value).
+    pub fn with(store: Arc<dyn Store>, settings: &[(&str, &str)]) -> Self {
+        let owned: Vec<(String, String)> =
+            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let config = Config::from_lookup(|name| {
+            owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+        .expect("test settings parse");
+        let rng = Arc::new(SeededRng::new(42));
+        let key_file = KeySetFile::generate(rng.as_ref()).expect("keys");
+        let keys = KeySet::from_file(&key_file).expect("key set");
+        let clock = Arc::new(ManualClock::at(T0));
+        let outbox = Arc::new(RecordingOutbox::default());
+        // Cheap argon2id parameters: the flows, not the cost, are under test here.
+        let hasher = PasswordHasher::with_params(256, 1, 1, rng.as_ref()).expect("hasher");
+        let app = App::new(Deps {
+            store: store.clone(),
+            mailer: outbox.clone(),
+            sms: outbox.clone(),
+            clock: clock.clone(),
+            rng,
+            keys: Arc::new(keys),
+            config,
+            hasher,
+        });
+        Self { app, clock, outbox, store, key_file }
+    }
+
+    pub async fn add_user(&self, username: &str, email: &str, password: &str, role: Role) -> User {
+        accounts::create(
+            &self.app,
+            NewUser {
+                username: username.into(),
+                email: email.into(),
+                password: SecretString::new(password.into()),
+                role,
+                totp_secret: None,
+                phone: None,
+                store_id: 1,
+            },
+            "test",
+        )
+        .await
+        .expect("create user")
+    }
+
+    /// An admin with an authenticator already enrolled; returns the base32 secret.
+    pub async fn add_admin_with_totp(&self, username: &str, password: &str) -> (User, String) {
+        let secret_b32 = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".to_string();
+        let user = accounts::create(
+            &self.app,
+            NewUser {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                password: SecretString::new(password.into()),
+                role: Role::Admin,
+                totp_secret: Some(TotpSecret::from_base32(&secret_b32).unwrap()),
+                phone: None,
+                store_id: 1,
+            },
+            "test",
+        )
+        .await
+        .expect("create admin");
+        (user, secret_b32)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<&str>, bearer: Option<&str>) -> Reply {
+        self.call_from(method, path, body, bearer, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))).await
+    }
+
+    pub async fn call_from(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        bearer: Option<&str>,
+        ip: IpAddr,
+    ) -> Reply {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        if body.is_some() {
+            builder = builder.header("content-type", "application/json");
+        }
+        if let Some(token) = bearer {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let mut req = builder.body(Bytes::from(body.unwrap_or("").to_owned())).unwrap();
+        req.extensions_mut().insert(ClientIp(ip));
+        let res = self.app.handle(req).await;
+        reply(res)
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Reply {
+        self.call(Method::POST, path, Some(body), None).await
+    }
+
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
+        self.call(Method::GET, path, None, bearer).await
+    }
+
+    /// The newest email to `to`.
+    pub fn last_email_to(&self, to: &str) -> Option<latchkey_core::ports::Email> {
+        self.outbox.emails().into_iter().rev().find(|e| e.to == to)
+    }
+
+    /// The HMAC secret of the active Magento signing key, for independent verification.
+    pub fn hmac_secret(&self) -> Vec<u8> {
+        self.key_file.active_hmac_secret().to_vec()
+    }
+}
+
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn reply(res: http::Response<Bytes>) -> Reply {
+    let status = res.status();
+    let text = String::from_utf8(res.into_body().to_vec()).expect("utf-8 body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Reply { status, text, json }
+}
+
+/// Pulls the `tfaToken: ...` line out of a configuration email.
+pub fn tfa_token_from(email_text: &str) -> String {
+    email_text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tfaToken: "))
+        .expect("email carries a tfaToken line")
+        .trim()
+        .to_owned()
+}
