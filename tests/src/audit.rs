@@ -14,7 +14,10 @@ pub struct Captured {
 
 impl Captured {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -30,7 +33,9 @@ impl AuditLog {
     pub fn count(&self, kind: &str, reason: Option<&str>) -> usize {
         self.events()
             .iter()
-            .filter(|e| e.get("event") == Some(kind) && reason.is_none_or(|r| e.get("reason") == Some(r)))
+            .filter(|e| {
+                e.get("event") == Some(kind) && reason.is_none_or(|r| e.get("reason") == Some(r))
+            })
             .count()
     }
 }
@@ -41,7 +46,10 @@ struct Fields<'a>(&'a mut Vec<(String, String)>);
 
 impl Visit for Fields<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.push((field.name().to_owned(), format!("{value:?}").trim_matches('"').to_owned()));
+        self.0.push((
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        ));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         self.0.push((field.name().to_owned(), value.to_owned()));

@@ -49,10 +49,15 @@ impl TestApp {
 
     /// An app on `store`, with settings overridden by `settings` (name, value).
     pub fn with(store: Arc<dyn Store>, settings: &[(&str, &str)]) -> Self {
-        let owned: Vec<(String, String)> =
-            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let owned: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let config = Config::from_lookup(|name| {
-            owned.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            owned
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
         })
         .expect("test settings parse");
         let rng = Arc::new(SeededRng::new(42));
@@ -72,7 +77,13 @@ impl TestApp {
             config,
             hasher,
         });
-        Self { app, clock, outbox, store, key_file }
+        Self {
+            app,
+            clock,
+            outbox,
+            store,
+            key_file,
+        }
     }
 
     pub async fn add_user(&self, username: &str, email: &str, password: &str, role: Role) -> User {
@@ -114,8 +125,21 @@ impl TestApp {
         (user, secret_b32)
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<&str>, bearer: Option<&str>) -> Reply {
-        self.call_from(method, path, body, bearer, IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))).await
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        bearer: Option<&str>,
+    ) -> Reply {
+        self.call_from(
+            method,
+            path,
+            body,
+            bearer,
+            IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
+        )
+        .await
     }
 
     pub async fn call_from(
@@ -133,7 +157,9 @@ impl TestApp {
         if let Some(token) = bearer {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        let mut req = builder.body(Bytes::from(body.unwrap_or("").to_owned())).unwrap();
+        let mut req = builder
+            .body(Bytes::from(body.unwrap_or("").to_owned()))
+            .unwrap();
         req.extensions_mut().insert(ClientIp(ip));
         let res = self.app.handle(req).await;
         reply(res)

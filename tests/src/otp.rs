@@ -13,8 +13,12 @@ pub fn totp(secret_b32: &str, unix: i64) -> String {
     mac.update(&counter.to_be_bytes());
     let digest = mac.finalize().into_bytes();
     let offset = (digest[19] & 0x0f) as usize;
-    let binary = u32::from_be_bytes([digest[offset], digest[offset + 1], digest[offset + 2], digest[offset + 3]])
-        & 0x7fff_ffff;
+    let binary = u32::from_be_bytes([
+        digest[offset],
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]) & 0x7fff_ffff;
     format!("{:06}", binary % 1_000_000)
 }
 
@@ -24,7 +28,9 @@ pub fn oathtool(secret_b32: &str, unix: i64) -> Option<String> {
         .args(["--totp", "-b", secret_b32, "--now", &format!("@{unix}")])
         .output()
         .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 #[cfg(test)]
@@ -33,7 +39,12 @@ mod tests {
     fn matches_the_rfc_6238_vectors() {
         // RFC 6238 Appendix B, SHA-1, secret "12345678901234567890" (last six digits).
         let b32 = data_encoding::BASE32_NOPAD.encode(b"12345678901234567890");
-        for (t, code) in [(59, "287082"), (1111111109, "081804"), (1234567890, "005924"), (2000000000, "279037")] {
+        for (t, code) in [
+            (59, "287082"),
+            (1111111109, "081804"),
+            (1234567890, "005924"),
+            (2000000000, "279037"),
+        ] {
             assert_eq!(super::totp(&b32, t), code);
         }
     }

@@ -47,7 +47,8 @@ fn independent_verify(t: &TestApp, token: &str, now: i64) -> Value {
     let mut v = Validation::new(Algorithm::HS256);
     v.validate_exp = false;
     v.required_spec_claims.clear();
-    let data = decode::<Value>(token, &DecodingKey::from_secret(&t.hmac_secret()), &v).expect("valid HS256 signature");
+    let data = decode::<Value>(token, &DecodingKey::from_secret(&t.hmac_secret()), &v)
+        .expect("valid HS256 signature");
     assert!(data.claims["exp"].as_i64().unwrap() > now);
     data.claims
 }
@@ -60,20 +61,37 @@ fn token_of(reply: &Reply) -> String {
 #[tokio::test]
 async fn the_seed_flow_admin_token_via_google_authenticator() {
     let t = TestApp::new();
-    let (admin, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
+    let (admin, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
 
-    let r = t.post(ADMIN_TOKEN, &creds("shopadmin", "correct horse battery")).await;
+    let r = t
+        .post(ADMIN_TOKEN, &creds("shopadmin", "correct horse battery"))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.text, USE_PROVIDER);
 
     let code = otp::totp(&secret, T0);
-    let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &code)).await;
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("shopadmin", "correct horse battery", &code),
+        )
+        .await;
     let token = token_of(&r);
-    assert!(r.text.starts_with('"') && r.text.ends_with('"'), "the token is a bare JSON string");
+    assert!(
+        r.text.starts_with('"') && r.text.ends_with('"'),
+        "the token is a bare JSON string"
+    );
 
     let (header, claims) = jwt_parts(&token);
     assert_eq!(header, r#"{"kid":"1","alg":"HS256"}"#);
-    let keys: Vec<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["uid", "utypid", "iat", "exp"]);
     assert_eq!(claims["uid"], json!(admin.id));
     assert_eq!(claims["utypid"], json!(2));
@@ -81,12 +99,24 @@ async fn the_seed_flow_admin_token_via_google_authenticator() {
     assert_eq!(claims["exp"], json!(T0 + 3600), "60 minutes by default");
     independent_verify(&t, &token, T0);
 
-    let r = t.get("/rest/V1/tfa/installed-providers", Some(&token)).await;
+    let r = t
+        .get("/rest/V1/tfa/installed-providers", Some(&token))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.json[0]["code"], "google");
-    let r = t.get(&format!("/rest/default/V1/tfa/user-providers/{}", admin.id), Some(&token)).await;
+    let r = t
+        .get(
+            &format!("/rest/default/V1/tfa/user-providers/{}", admin.id),
+            Some(&token),
+        )
+        .await;
     assert_eq!(r.json[0]["code"], "google");
-    let r = t.get(&format!("/rest/V1/tfa/providers-to-activate/{}", admin.id), Some(&token)).await;
+    let r = t
+        .get(
+            &format!("/rest/V1/tfa/providers-to-activate/{}", admin.id),
+            Some(&token),
+        )
+        .await;
     assert_eq!(r.json, json!([]), "google is active already");
 }
 
@@ -98,58 +128,131 @@ async fn oathtool_codes_are_accepted() {
         eprintln!("oathtool not installed; skipping the oathtool cross-check");
         return;
     };
-    assert_eq!(code, otp::totp(&secret, T0), "two independent generators agree");
-    let r = t.post(AUTHENTICATE, &with_otp("ops", "correct horse battery", &code)).await;
+    assert_eq!(
+        code,
+        otp::totp(&secret, T0),
+        "two independent generators agree"
+    );
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("ops", "correct horse battery", &code),
+        )
+        .await;
     token_of(&r);
 }
 
 #[tokio::test]
 async fn first_time_setup_by_email_configure_and_activate() {
     let t = TestApp::new();
-    let admin = t.add_user("newadmin", "newadmin@example.com", "correct horse battery", Role::Admin).await;
+    let admin = t
+        .add_user(
+            "newadmin",
+            "newadmin@example.com",
+            "correct horse battery",
+            Role::Admin,
+        )
+        .await;
 
-    let r = t.post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery")).await;
+    let r = t
+        .post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery"))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.text, MUST_CONFIGURE);
-    let email = t.last_email_to("newadmin@example.com").expect("configuration email sent");
+    let email = t
+        .last_email_to("newadmin@example.com")
+        .expect("configuration email sent");
     let tfa_token = tfa_token_from(&email.text);
 
-    let r = t.post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string()).await;
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string())
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let keys: Vec<&str> = r.json.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = r
+        .json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(keys, ["qr_code_base64", "secret_code"]);
     let secret = r.json["secret_code"].as_str().unwrap().to_owned();
     use base64::Engine;
-    let png = base64::engine::general_purpose::STANDARD.decode(r.json["qr_code_base64"].as_str().unwrap()).unwrap();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(r.json["qr_code_base64"].as_str().unwrap())
+        .unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
 
     // Asking again before activation shows the same secret (the user may have scanned it).
-    let again = t.post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string()).await;
+    let again = t
+        .post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string())
+        .await;
     assert_eq!(again.json["secret_code"], secret.as_str());
 
     // Providers to activate, by tfaToken, before activation.
-    let r = t.get(&format!("/rest/V1/tfa/tfat-providers-to-activate?tfaToken={tfa_token}"), None).await;
+    let r = t
+        .get(
+            &format!("/rest/V1/tfa/tfat-providers-to-activate?tfaToken={tfa_token}"),
+            None,
+        )
+        .await;
     assert_eq!(r.json[0]["code"], "google");
 
-    let wrong = t.post(ACTIVATE, &json!({"tfaToken": tfa_token, "otp": "000000"}).to_string()).await;
+    let wrong = t
+        .post(
+            ACTIVATE,
+            &json!({"tfaToken": tfa_token, "otp": "000000"}).to_string(),
+        )
+        .await;
     assert_eq!(wrong.text, INVALID_CODE);
 
     let code = otp::totp(&secret, T0);
-    let r = t.post(ACTIVATE, &json!({"tfaToken": tfa_token, "otp": code}).to_string()).await;
+    let r = t
+        .post(
+            ACTIVATE,
+            &json!({"tfaToken": tfa_token, "otp": code}).to_string(),
+        )
+        .await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "true"));
 
-    let r = t.post(ACTIVATE, &json!({"tfaToken": tfa_token, "otp": code}).to_string()).await;
+    let r = t
+        .post(
+            ACTIVATE,
+            &json!({"tfaToken": tfa_token, "otp": code}).to_string(),
+        )
+        .await;
     assert_eq!(r.json["message"], "Provider is already configured.");
-    let r = t.post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string()).await;
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string())
+        .await;
     assert_eq!(r.json["message"], "Provider is already configured.");
 
     // Now the password alone names the provider, and the code activated with is spent.
-    let r = t.post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery")).await;
+    let r = t
+        .post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery"))
+        .await;
     assert_eq!(r.text, USE_PROVIDER);
-    let r = t.post(AUTHENTICATE, &with_otp("newadmin", "correct horse battery", &code)).await;
-    assert_eq!(r.text, INVALID_CODE, "the activation code cannot be replayed to sign in");
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("newadmin", "correct horse battery", &code),
+        )
+        .await;
+    assert_eq!(
+        r.text, INVALID_CODE,
+        "the activation code cannot be replayed to sign in"
+    );
     t.clock.advance(30);
-    let r = t.post(AUTHENTICATE, &with_otp("newadmin", "correct horse battery", &otp::totp(&secret, T0 + 30))).await;
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp(
+                "newadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0 + 30),
+            ),
+        )
+        .await;
     let token = token_of(&r);
     assert_eq!(jwt_parts(&token).1["uid"], json!(admin.id));
 }
@@ -157,65 +260,167 @@ async fn first_time_setup_by_email_configure_and_activate() {
 #[tokio::test]
 async fn tfa_tokens_and_access_tokens_do_not_stand_in_for_each_other() {
     let t = TestApp::new();
-    t.add_user("cfg", "cfg@example.com", "correct horse battery", Role::Admin).await;
-    t.post(ADMIN_TOKEN, &creds("cfg", "correct horse battery")).await;
+    t.add_user(
+        "cfg",
+        "cfg@example.com",
+        "correct horse battery",
+        Role::Admin,
+    )
+    .await;
+    t.post(ADMIN_TOKEN, &creds("cfg", "correct horse battery"))
+        .await;
     let tfa_token = tfa_token_from(&t.last_email_to("cfg@example.com").unwrap().text);
-    let r = t.get("/rest/V1/tfa/installed-providers", Some(&tfa_token)).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "a tfaToken is not an access token");
+    let r = t
+        .get("/rest/V1/tfa/installed-providers", Some(&tfa_token))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a tfaToken is not an access token"
+    );
 
     let (_, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
-    let access = token_of(&t.post(AUTHENTICATE, &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0))).await);
-    let r = t.post(CONFIGURE, &json!({"tfaToken": access}).to_string()).await;
+    let access = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0)),
+        )
+        .await,
+    );
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": access}).to_string())
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.text, r#"{"message":"Invalid two-factor authorization token"}"#);
-    let r = t.post(CONFIGURE, &json!({"tfaToken": "abc"}).to_string()).await;
+    assert_eq!(
+        r.text,
+        r#"{"message":"Invalid two-factor authorization token"}"#
+    );
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": "abc"}).to_string())
+        .await;
     assert_eq!(r.json["message"], "Invalid two-factor authorization token");
 
     t.clock.advance(3601);
-    let r = t.post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string()).await;
-    assert_eq!(r.json["message"], "Invalid two-factor authorization token", "tfaToken lives one hour");
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": tfa_token}).to_string())
+        .await;
+    assert_eq!(
+        r.json["message"], "Invalid two-factor authorization token",
+        "tfaToken lives one hour"
+    );
 }
 
 #[tokio::test]
 async fn wrong_credentials_and_unknown_users_get_identical_answers() {
     let t = TestApp::new();
-    t.add_admin_with_totp("shopadmin", "correct horse battery").await;
-    let customer = t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
-    let wrong = t.post(ADMIN_TOKEN, &creds("shopadmin", "wrong password")).await;
-    let unknown = t.post(ADMIN_TOKEN, &creds("nobody", "wrong password")).await;
-    let customer_as_admin = t.post(ADMIN_TOKEN, &creds("buyer@example.com", "correct horse battery")).await;
+    t.add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let customer = t
+        .add_user(
+            "buyer",
+            "buyer@example.com",
+            "correct horse battery",
+            Role::Customer,
+        )
+        .await;
+    let wrong = t
+        .post(ADMIN_TOKEN, &creds("shopadmin", "wrong password"))
+        .await;
+    let unknown = t
+        .post(ADMIN_TOKEN, &creds("nobody", "wrong password"))
+        .await;
+    let customer_as_admin = t
+        .post(
+            ADMIN_TOKEN,
+            &creds("buyer@example.com", "correct horse battery"),
+        )
+        .await;
     for r in [&wrong, &unknown, &customer_as_admin] {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(r.text, SIGN_IN_INCORRECT);
     }
-    let r = t.post(AUTHENTICATE, &with_otp("nobody", "x", "123456")).await;
+    let r = t
+        .post(AUTHENTICATE, &with_otp("nobody", "x", "123456"))
+        .await;
     assert_eq!(r.text, SIGN_IN_INCORRECT);
-    let r = t.post(CUSTOMER_TOKEN, &creds("buyer@example.com", "wrong password")).await;
+    let r = t
+        .post(
+            CUSTOMER_TOKEN,
+            &creds("buyer@example.com", "wrong password"),
+        )
+        .await;
     assert_eq!(r.text, SIGN_IN_INCORRECT);
     // Nothing about the customer changed but its failure counter.
     let after = accounts::get(&t.app, customer.id).await.unwrap().unwrap();
-    assert_eq!(after.attempts, 2, "the admin-route attempt and the customer-route attempt both count");
+    assert_eq!(
+        after.attempts, 2,
+        "the admin-route attempt and the customer-route attempt both count"
+    );
 }
 
 #[tokio::test]
 async fn wrong_and_replayed_codes_are_refused_with_the_same_answer() {
     let t = TestApp::new();
-    let (_, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
     let code = otp::totp(&secret, T0);
     let wrong_code = if code == "111111" { "222222" } else { "111111" };
-    let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", wrong_code)).await;
-    assert_eq!((r.status, r.text.as_str()), (StatusCode::UNAUTHORIZED, INVALID_CODE));
-    token_of(&t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &code)).await);
-    let replay = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &code)).await;
-    assert_eq!((replay.status, replay.text.as_str()), (StatusCode::UNAUTHORIZED, INVALID_CODE));
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("shopadmin", "correct horse battery", wrong_code),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.text.as_str()),
+        (StatusCode::UNAUTHORIZED, INVALID_CODE)
+    );
+    token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp("shopadmin", "correct horse battery", &code),
+        )
+        .await,
+    );
+    let replay = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("shopadmin", "correct horse battery", &code),
+        )
+        .await;
+    assert_eq!(
+        (replay.status, replay.text.as_str()),
+        (StatusCode::UNAUTHORIZED, INVALID_CODE)
+    );
     // A code of an older step than the last one accepted is refused too, even inside the window.
     t.clock.advance(30);
-    token_of(&t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0 + 30))).await);
+    token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0 + 30),
+            ),
+        )
+        .await,
+    );
     let older = otp::totp(&secret, T0 - 30);
-    let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &older)).await;
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp("shopadmin", "correct horse battery", &older),
+        )
+        .await;
     assert_eq!(r.text, INVALID_CODE);
     for bad in ["12345", "1234567", "abcdef", " 123456"] {
-        let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", bad)).await;
+        let r = t
+            .post(
+                AUTHENTICATE,
+                &with_otp("shopadmin", "correct horse battery", bad),
+            )
+            .await;
         assert_eq!(r.text, INVALID_CODE, "{bad:?}");
     }
 }
@@ -223,87 +428,228 @@ async fn wrong_and_replayed_codes_are_refused_with_the_same_answer() {
 #[tokio::test]
 async fn a_code_within_the_window_is_accepted_and_outside_is_not() {
     let t = TestApp::new();
-    let (_, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
-    let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0 - 90))).await;
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0 - 90),
+            ),
+        )
+        .await;
     assert_eq!(r.text, INVALID_CODE, "three steps old");
-    let r = t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0 - 30))).await;
+    let r = t
+        .post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0 - 30),
+            ),
+        )
+        .await;
     token_of(&r);
 }
 
 #[tokio::test]
 async fn two_factor_switched_off_by_configuration_or_per_user() {
     let t = TestApp::with_settings(&[("LATCHKEY_MAGENTO_TFA", "off")]);
-    t.add_user("plain", "plain@example.com", "correct horse battery", Role::Admin).await;
-    let token = token_of(&t.post(ADMIN_TOKEN, &creds("plain", "correct horse battery")).await);
+    t.add_user(
+        "plain",
+        "plain@example.com",
+        "correct horse battery",
+        Role::Admin,
+    )
+    .await;
+    let token = token_of(
+        &t.post(ADMIN_TOKEN, &creds("plain", "correct horse battery"))
+            .await,
+    );
     assert_eq!(jwt_parts(&token).1["utypid"], json!(2));
-    assert!(t.outbox.emails().is_empty(), "no configuration email when 2FA is off");
+    assert!(
+        t.outbox.emails().is_empty(),
+        "no configuration email when 2FA is off"
+    );
 
     let t = TestApp::new();
-    t.add_user("exempt", "exempt@example.com", "correct horse battery", Role::Admin).await;
-    accounts::set_two_factor(&t.app, "exempt", false, "test").await.unwrap();
-    token_of(&t.post(ADMIN_TOKEN, &creds("exempt", "correct horse battery")).await);
+    t.add_user(
+        "exempt",
+        "exempt@example.com",
+        "correct horse battery",
+        Role::Admin,
+    )
+    .await;
+    accounts::set_two_factor(&t.app, "exempt", false, "test")
+        .await
+        .unwrap();
+    token_of(
+        &t.post(ADMIN_TOKEN, &creds("exempt", "correct horse battery"))
+            .await,
+    );
 }
 
 #[tokio::test]
 async fn token_lifetime_is_configurable_and_expired_tokens_say_so() {
     let t = TestApp::with_settings(&[("LATCHKEY_MAGENTO_CUSTOMER_TOKEN_MINUTES", "5")]);
-    t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
-    let token = token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer@example.com", "correct horse battery")).await);
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
+    let token = token_of(
+        &t.post(
+            CUSTOMER_TOKEN,
+            &creds("buyer@example.com", "correct horse battery"),
+        )
+        .await,
+    );
     assert_eq!(jwt_parts(&token).1["exp"], json!(T0 + 300));
-    assert_eq!(t.get("/rest/V1/customers/me", Some(&token)).await.status, StatusCode::OK);
+    assert_eq!(
+        t.get("/rest/V1/customers/me", Some(&token)).await.status,
+        StatusCode::OK
+    );
     t.clock.advance(301);
     let r = t.get("/rest/V1/customers/me", Some(&token)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.text, r#"{"message":"The token has expired. Please sign in again."}"#);
+    assert_eq!(
+        r.text,
+        r#"{"message":"The token has expired. Please sign in again."}"#
+    );
 }
 
 #[tokio::test]
 async fn customer_token_me_and_revocation() {
     let t = TestApp::new();
-    let buyer = t.add_user("buyer", "Buyer@Example.com", "correct horse battery", Role::Customer).await;
-    let token = token_of(&t.post("/rest/default/V1/integration/customer/token", &creds("buyer@example.com", "correct horse battery")).await);
+    let buyer = t
+        .add_user(
+            "buyer",
+            "Buyer@Example.com",
+            "correct horse battery",
+            Role::Customer,
+        )
+        .await;
+    let token = token_of(
+        &t.post(
+            "/rest/default/V1/integration/customer/token",
+            &creds("buyer@example.com", "correct horse battery"),
+        )
+        .await,
+    );
     assert_eq!(jwt_parts(&token).1["utypid"], json!(3));
     let me = t.get("/rest/V1/customers/me", Some(&token)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.json["id"], json!(buyer.id));
     assert_eq!(me.json["email"], "Buyer@Example.com");
 
-    let r = t.call(Method::POST, "/rest/V1/integration/customer/revoke-customer-token", None, Some(&token)).await;
+    let r = t
+        .call(
+            Method::POST,
+            "/rest/V1/integration/customer/revoke-customer-token",
+            None,
+            Some(&token),
+        )
+        .await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "true"));
     let r = t.get("/rest/V1/customers/me", Some(&token)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.json["message"], "The consumer isn't authorized to access %resources.");
+    assert_eq!(
+        r.json["message"],
+        "The consumer isn't authorized to access %resources."
+    );
     // A token issued after the revocation second works.
     t.clock.advance(1);
-    let fresh = token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await);
-    assert_eq!(t.get("/rest/V1/customers/me", Some(&fresh)).await.status, StatusCode::OK);
+    let fresh = token_of(
+        &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await,
+    );
+    assert_eq!(
+        t.get("/rest/V1/customers/me", Some(&fresh)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn admin_revocation_kills_every_earlier_token() {
     let t = TestApp::new();
-    let (admin, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
-    let token = token_of(&t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0))).await);
-    accounts::revoke_tokens(&t.app, admin.id, "test").await.unwrap();
-    let r = t.get("/rest/V1/tfa/installed-providers", Some(&token)).await;
+    let (admin, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let token = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0),
+            ),
+        )
+        .await,
+    );
+    accounts::revoke_tokens(&t.app, admin.id, "test")
+        .await
+        .unwrap();
+    let r = t
+        .get("/rest/V1/tfa/installed-providers", Some(&token))
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(r.text, r#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_TwoFactorAuth::tfa"}}"#);
+    assert_eq!(
+        r.text,
+        r#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"Magento_TwoFactorAuth::tfa"}}"#
+    );
 }
 
 #[tokio::test]
 async fn protected_routes_refuse_missing_bad_and_wrong_kind_tokens() {
     let t = TestApp::new();
-    let (_, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
-    t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
-    let admin = token_of(&t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0))).await);
-    let customer = token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await);
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
+    let admin = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0),
+            ),
+        )
+        .await,
+    );
+    let customer = token_of(
+        &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await,
+    );
 
     let admin_route = "/rest/V1/tfa/installed-providers";
-    for token in [None, Some("garbage"), Some("a.b.c"), Some(customer.as_str())] {
+    for token in [
+        None,
+        Some("garbage"),
+        Some("a.b.c"),
+        Some(customer.as_str()),
+    ] {
         let r = t.get(admin_route, token).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{token:?}");
-        assert_eq!(r.json["message"], "The consumer isn't authorized to access %resources.");
-        assert_eq!(r.json["parameters"]["resources"], "Magento_TwoFactorAuth::tfa");
+        assert_eq!(
+            r.json["message"],
+            "The consumer isn't authorized to access %resources."
+        );
+        assert_eq!(
+            r.json["parameters"]["resources"],
+            "Magento_TwoFactorAuth::tfa"
+        );
     }
     let r = t.get("/rest/V1/customers/me", Some(&admin)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
@@ -313,26 +659,58 @@ async fn protected_routes_refuse_missing_bad_and_wrong_kind_tokens() {
     let mut forged = admin.clone();
     forged.pop();
     forged.push(if admin.ends_with('A') { 'B' } else { 'A' });
-    assert_eq!(t.get(admin_route, Some(&forged)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.get(admin_route, Some(&forged)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
 async fn an_admin_resets_a_provider_and_the_user_must_set_up_again() {
     let t = TestApp::new();
     let (admin, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
-    let (other, _) = t.add_admin_with_totp("clerk", "correct horse battery").await;
-    let token = token_of(&t.post(AUTHENTICATE, &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0))).await);
+    let (other, _) = t
+        .add_admin_with_totp("clerk", "correct horse battery")
+        .await;
+    let token = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0)),
+        )
+        .await,
+    );
     let path = format!("/rest/V1/tfa/provider/google/reset/{}", other.id);
     let r = t.call(Method::POST, &path, None, Some(&token)).await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "true"));
-    let r = t.post(ADMIN_TOKEN, &creds("clerk", "correct horse battery")).await;
+    let r = t
+        .post(ADMIN_TOKEN, &creds("clerk", "correct horse battery"))
+        .await;
     assert_eq!(r.text, MUST_CONFIGURE);
-    let r = t.get(&format!("/rest/V1/tfa/providers-to-activate/{}", other.id), Some(&token)).await;
+    let r = t
+        .get(
+            &format!("/rest/V1/tfa/providers-to-activate/{}", other.id),
+            Some(&token),
+        )
+        .await;
     assert_eq!(r.json[0]["code"], "google");
 
-    let r = t.call(Method::POST, &format!("/rest/V1/tfa/provider/duo_security/reset/{}", admin.id), None, Some(&token)).await;
+    let r = t
+        .call(
+            Method::POST,
+            &format!("/rest/V1/tfa/provider/duo_security/reset/{}", admin.id),
+            None,
+            Some(&token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = t.call(Method::POST, "/rest/V1/tfa/provider/google/reset/9999", None, Some(&token)).await;
+    let r = t
+        .call(
+            Method::POST,
+            "/rest/V1/tfa/provider/google/reset/9999",
+            None,
+            Some(&token),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
@@ -340,104 +718,248 @@ async fn an_admin_resets_a_provider_and_the_user_must_set_up_again() {
 async fn integrations_get_bearer_tokens_without_2fa_limited_to_their_resources() {
     let t = TestApp::new();
     let (_, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
-    let admin = token_of(&t.post(AUTHENTICATE, &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0))).await);
+    let admin = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0)),
+        )
+        .await,
+    );
 
-    let r = t.call(Method::POST, "/rest/V1/integrations", Some(r#"{"name":"ERP","resources":["Magento_TwoFactorAuth::tfa"]}"#), Some(&admin)).await;
+    let r = t
+        .call(
+            Method::POST,
+            "/rest/V1/integrations",
+            Some(r#"{"name":"ERP","resources":["Magento_TwoFactorAuth::tfa"]}"#),
+            Some(&admin),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let erp = r.json["access_token"].as_str().unwrap().to_owned();
-    assert!(erp.len() == 32 && erp.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert!(
+        erp.len() == 32
+            && erp
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    );
     let erp_id = r.json["id"].as_u64().unwrap();
 
-    assert_eq!(t.get("/rest/V1/tfa/installed-providers", Some(&erp)).await.status, StatusCode::OK);
-    let r = t.call(Method::POST, "/rest/V1/integrations", Some(r#"{"name":"Other"}"#), Some(&erp)).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "not granted Magento_Integration::integrations");
-    assert_eq!(t.get("/rest/V1/customers/me", Some(&erp)).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.get("/rest/V1/tfa/installed-providers", Some(&erp))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = t
+        .call(
+            Method::POST,
+            "/rest/V1/integrations",
+            Some(r#"{"name":"Other"}"#),
+            Some(&erp),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "not granted Magento_Integration::integrations"
+    );
+    assert_eq!(
+        t.get("/rest/V1/customers/me", Some(&erp)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let r = t.call(Method::POST, "/rest/V1/integrations", Some(r#"{"name":"erp"}"#), Some(&admin)).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "names are unique: {}", r.text);
+    let r = t
+        .call(
+            Method::POST,
+            "/rest/V1/integrations",
+            Some(r#"{"name":"erp"}"#),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "names are unique: {}",
+        r.text
+    );
 
-    let r = t.call(Method::DELETE, &format!("/rest/V1/integrations/{erp_id}"), None, Some(&admin)).await;
+    let r = t
+        .call(
+            Method::DELETE,
+            &format!("/rest/V1/integrations/{erp_id}"),
+            None,
+            Some(&admin),
+        )
+        .await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "true"));
-    assert_eq!(t.get("/rest/V1/tfa/installed-providers", Some(&erp)).await.status, StatusCode::UNAUTHORIZED);
-    let r = t.call(Method::DELETE, &format!("/rest/V1/integrations/{erp_id}"), None, Some(&admin)).await;
+    assert_eq!(
+        t.get("/rest/V1/tfa/installed-providers", Some(&erp))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = t
+        .call(
+            Method::DELETE,
+            &format!("/rest/V1/integrations/{erp_id}"),
+            None,
+            Some(&admin),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn six_failures_across_routes_lock_the_account_for_thirty_minutes() {
     let t = TestApp::new();
-    let (_, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
     for i in 0..6 {
         let r = if i % 2 == 0 {
-            t.post(ADMIN_TOKEN, &creds("shopadmin", "wrong password")).await
+            t.post(ADMIN_TOKEN, &creds("shopadmin", "wrong password"))
+                .await
         } else {
-            t.post(AUTHENTICATE, &with_otp("shopadmin", "correct horse battery", "000000")).await
+            t.post(
+                AUTHENTICATE,
+                &with_otp("shopadmin", "correct horse battery", "000000"),
+            )
+            .await
         };
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
-    let right = || with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, t.clock.now()));
+    let right = || {
+        with_otp(
+            "shopadmin",
+            "correct horse battery",
+            &otp::totp(&secret, t.clock.now()),
+        )
+    };
     let r = t.post(AUTHENTICATE, &right()).await;
-    assert_eq!(r.text, SIGN_IN_INCORRECT, "locked: even the right password and code are refused");
+    assert_eq!(
+        r.text, SIGN_IN_INCORRECT,
+        "locked: even the right password and code are refused"
+    );
     t.clock.advance(29 * 60);
-    assert_eq!(t.post(AUTHENTICATE, &right()).await.text, SIGN_IN_INCORRECT, "still locked after 29 minutes");
+    assert_eq!(
+        t.post(AUTHENTICATE, &right()).await.text,
+        SIGN_IN_INCORRECT,
+        "still locked after 29 minutes"
+    );
     t.clock.advance(61);
     token_of(&t.post(AUTHENTICATE, &right()).await);
 }
 
 #[tokio::test]
 async fn lockout_threshold_and_duration_are_configurable() {
-    let t = TestApp::with_settings(&[("LATCHKEY_LOCKOUT_FAILURES", "2"), ("LATCHKEY_LOCKOUT_MINUTES", "1")]);
-    t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
+    let t = TestApp::with_settings(&[
+        ("LATCHKEY_LOCKOUT_FAILURES", "2"),
+        ("LATCHKEY_LOCKOUT_MINUTES", "1"),
+    ]);
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
     for _ in 0..2 {
         t.post(CUSTOMER_TOKEN, &creds("buyer", "nope nope")).await;
     }
-    assert_eq!(t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await.text, SIGN_IN_INCORRECT);
+    assert_eq!(
+        t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await
+            .text,
+        SIGN_IN_INCORRECT
+    );
     t.clock.advance(61);
-    token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await);
+    token_of(
+        &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await,
+    );
 }
 
 #[tokio::test]
 async fn a_success_resets_the_failure_count() {
     let t = TestApp::new();
-    t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
     for _ in 0..5 {
         t.post(CUSTOMER_TOKEN, &creds("buyer", "nope nope")).await;
     }
-    token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await);
+    token_of(
+        &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await,
+    );
     for _ in 0..5 {
         t.post(CUSTOMER_TOKEN, &creds("buyer", "nope nope")).await;
     }
-    token_of(&t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery")).await);
+    token_of(
+        &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+            .await,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_parallel_guesses_check_at_most_six_passwords() {
     let t = Arc::new(TestApp::new());
-    let user = t.add_user("target", "target@example.com", "correct horse battery", Role::Customer).await;
+    let user = t
+        .add_user(
+            "target",
+            "target@example.com",
+            "correct horse battery",
+            Role::Customer,
+        )
+        .await;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let t = t.clone();
         tasks.push(tokio::spawn(async move {
-            t.post(CUSTOMER_TOKEN, &creds("target", &format!("guess number {i}"))).await
+            t.post(
+                CUSTOMER_TOKEN,
+                &creds("target", &format!("guess number {i}")),
+            )
+            .await
         }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap().text, SIGN_IN_INCORRECT);
     }
     let after = accounts::get(&t.app, user.id).await.unwrap().unwrap();
-    assert_eq!(after.attempts, 6, "exactly six attempts were let through to the password check");
-    assert_eq!(t.post(CUSTOMER_TOKEN, &creds("target", "correct horse battery")).await.text, SIGN_IN_INCORRECT);
+    assert_eq!(
+        after.attempts, 6,
+        "exactly six attempts were let through to the password check"
+    );
+    assert_eq!(
+        t.post(CUSTOMER_TOKEN, &creds("target", "correct horse battery"))
+            .await
+            .text,
+        SIGN_IN_INCORRECT
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_code_raced_twenty_times_signs_in_once() {
     let t = Arc::new(TestApp::new());
-    let (_, secret) = t.add_admin_with_totp("shopadmin", "correct horse battery").await;
-    let body = with_otp("shopadmin", "correct horse battery", &otp::totp(&secret, T0));
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let body = with_otp(
+        "shopadmin",
+        "correct horse battery",
+        &otp::totp(&secret, T0),
+    );
     let mut tasks = Vec::new();
     for _ in 0..20 {
         let (t, body) = (t.clone(), body.clone());
-        tasks.push(tokio::spawn(async move { t.post(AUTHENTICATE, &body).await }));
+        tasks.push(tokio::spawn(
+            async move { t.post(AUTHENTICATE, &body).await },
+        ));
     }
     let mut tokens = 0;
     for task in tasks {
@@ -453,52 +975,141 @@ async fn one_code_raced_twenty_times_signs_in_once() {
 
 #[tokio::test]
 async fn per_ip_attempts_are_limited() {
-    let t = TestApp::with_settings(&[("LATCHKEY_IP_ATTEMPTS", "3"), ("LATCHKEY_IP_WINDOW_SECONDS", "60")]);
-    t.add_user("buyer", "buyer@example.com", "correct horse battery", Role::Customer).await;
+    let t = TestApp::with_settings(&[
+        ("LATCHKEY_IP_ATTEMPTS", "3"),
+        ("LATCHKEY_IP_WINDOW_SECONDS", "60"),
+    ]);
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
     let ip = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 9));
     for user in ["a", "b", "c"] {
-        t.call_from(Method::POST, CUSTOMER_TOKEN, Some(&creds(user, "whatever1")), None, ip).await;
+        t.call_from(
+            Method::POST,
+            CUSTOMER_TOKEN,
+            Some(&creds(user, "whatever1")),
+            None,
+            ip,
+        )
+        .await;
     }
-    let r = t.call_from(Method::POST, CUSTOMER_TOKEN, Some(&creds("buyer", "correct horse battery")), None, ip).await;
-    assert_eq!(r.text, SIGN_IN_INCORRECT, "the fourth attempt from one IP is refused");
+    let r = t
+        .call_from(
+            Method::POST,
+            CUSTOMER_TOKEN,
+            Some(&creds("buyer", "correct horse battery")),
+            None,
+            ip,
+        )
+        .await;
+    assert_eq!(
+        r.text, SIGN_IN_INCORRECT,
+        "the fourth attempt from one IP is refused"
+    );
     let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10));
-    let r = t.call_from(Method::POST, CUSTOMER_TOKEN, Some(&creds("buyer", "correct horse battery")), None, other).await;
+    let r = t
+        .call_from(
+            Method::POST,
+            CUSTOMER_TOKEN,
+            Some(&creds("buyer", "correct horse battery")),
+            None,
+            other,
+        )
+        .await;
     token_of(&r);
     t.clock.advance(60);
-    let r = t.call_from(Method::POST, CUSTOMER_TOKEN, Some(&creds("buyer", "correct horse battery")), None, ip).await;
+    let r = t
+        .call_from(
+            Method::POST,
+            CUSTOMER_TOKEN,
+            Some(&creds("buyer", "correct horse battery")),
+            None,
+            ip,
+        )
+        .await;
     token_of(&r);
 }
 
 #[tokio::test]
 async fn bad_input_gets_magento_errors_and_changes_nothing() {
     let t = TestApp::new();
-    let user = t.add_user("shopadmin", "shopadmin@example.com", "correct horse battery", Role::Admin).await;
+    let user = t
+        .add_user(
+            "shopadmin",
+            "shopadmin@example.com",
+            "correct horse battery",
+            Role::Admin,
+        )
+        .await;
     let before = accounts::get(&t.app, user.id).await.unwrap().unwrap();
 
     let cases: Vec<(&str, &str, StatusCode, Value)> = vec![
-        (ADMIN_TOKEN, "{", StatusCode::BAD_REQUEST, json!({"message": "Decoding error."})),
-        (ADMIN_TOKEN, "[1,2]", StatusCode::BAD_REQUEST, json!({"message": "Decoding error."})),
-        (ADMIN_TOKEN, "\"shopadmin\"", StatusCode::BAD_REQUEST, json!({"message": "Decoding error."})),
-        (ADMIN_TOKEN, r#"{"username":"shopadmin"}"#, StatusCode::BAD_REQUEST,
-            json!({"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "password"}})),
-        (ADMIN_TOKEN, "{}", StatusCode::BAD_REQUEST, json!({"message": "One or more input exceptions have occurred.", "errors": [
+        (
+            ADMIN_TOKEN,
+            "{",
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Decoding error."}),
+        ),
+        (
+            ADMIN_TOKEN,
+            "[1,2]",
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Decoding error."}),
+        ),
+        (
+            ADMIN_TOKEN,
+            "\"shopadmin\"",
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Decoding error."}),
+        ),
+        (
+            ADMIN_TOKEN,
+            r#"{"username":"shopadmin"}"#,
+            StatusCode::BAD_REQUEST,
+            json!({"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "password"}}),
+        ),
+        (
+            ADMIN_TOKEN,
+            "{}",
+            StatusCode::BAD_REQUEST,
+            json!({"message": "One or more input exceptions have occurred.", "errors": [
             {"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "username"}},
-            {"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "password"}}]})),
-        (ADMIN_TOKEN, r#"{"username":["shopadmin"],"password":"x"}"#, StatusCode::BAD_REQUEST,
+            {"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "password"}}]}),
+        ),
+        (
+            ADMIN_TOKEN,
+            r#"{"username":["shopadmin"],"password":"x"}"#,
+            StatusCode::BAD_REQUEST,
             json!({"message": "The \"%fieldName\" value's type is invalid. The \"%type\" type was expected. Verify and try again.",
-                   "parameters": {"fieldName": "username", "type": "string"}})),
-        (AUTHENTICATE, r#"{"username":"shopadmin","password":"correct horse battery","otp":{"a":1}}"#, StatusCode::BAD_REQUEST,
+                   "parameters": {"fieldName": "username", "type": "string"}}),
+        ),
+        (
+            AUTHENTICATE,
+            r#"{"username":"shopadmin","password":"correct horse battery","otp":{"a":1}}"#,
+            StatusCode::BAD_REQUEST,
             json!({"message": "The \"%fieldName\" value's type is invalid. The \"%type\" type was expected. Verify and try again.",
-                   "parameters": {"fieldName": "otp", "type": "string"}})),
-        (CONFIGURE, r#"{"tfaToken":null}"#, StatusCode::BAD_REQUEST,
-            json!({"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "tfaToken"}})),
+                   "parameters": {"fieldName": "otp", "type": "string"}}),
+        ),
+        (
+            CONFIGURE,
+            r#"{"tfaToken":null}"#,
+            StatusCode::BAD_REQUEST,
+            json!({"message": "\"%fieldName\" is required. Enter and try again.", "parameters": {"fieldName": "tfaToken"}}),
+        ),
     ];
     for (path, body, status, expected) in cases {
         let r = t.post(path, body).await;
         assert_eq!(r.status, status, "{path} {body}: {}", r.text);
         assert_eq!(r.json, expected, "{path} {body}");
     }
-    let big = format!(r#"{{"username":"shopadmin","password":"{}"}}"#, "x".repeat(70_000));
+    let big = format!(
+        r#"{{"username":"shopadmin","password":"{}"}}"#,
+        "x".repeat(70_000)
+    );
     let r = t.post(ADMIN_TOKEN, &big).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(r.json["message"].is_string());
@@ -513,11 +1124,23 @@ async fn bad_input_gets_magento_errors_and_changes_nothing() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(r.text, r#"{"message":"Request does not match any route."}"#);
     }
-    let r = t.post("/rest/nosuchstore/V1/integration/admin/token", &creds("shopadmin", "correct horse battery")).await;
+    let r = t
+        .post(
+            "/rest/nosuchstore/V1/integration/admin/token",
+            &creds("shopadmin", "correct horse battery"),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(r.json["message"], "The store that was requested wasn't found. Verify the store and try again.");
+    assert_eq!(
+        r.json["message"],
+        "The store that was requested wasn't found. Verify the store and try again."
+    );
     let r = t.get("/rest/V1/tfa/user-providers/abc", Some("x")).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "authorization is checked before parameters");
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "authorization is checked before parameters"
+    );
 
     let after = accounts::get(&t.app, user.id).await.unwrap().unwrap();
     assert_eq!(after, before, "no bad request changed the user");
@@ -526,12 +1149,21 @@ async fn bad_input_gets_magento_errors_and_changes_nothing() {
 
 #[test]
 fn sign_ins_failures_lockouts_and_factor_changes_are_audited() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (log, _guard) = latchkey_tests::audit::capture();
     runtime.block_on(async {
         let t = TestApp::with_settings(&[("LATCHKEY_LOCKOUT_FAILURES", "2")]);
         let (user, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
-        token_of(&t.post(AUTHENTICATE, &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0))).await);
+        token_of(
+            &t.post(
+                AUTHENTICATE,
+                &with_otp("boss", "correct horse battery", &otp::totp(&secret, T0)),
+            )
+            .await,
+        );
         t.post(ADMIN_TOKEN, &creds("boss", "wrong password")).await;
         t.post(ADMIN_TOKEN, &creds("boss", "wrong password")).await;
         accounts::reset_totp(&t.app, user.id, "test").await.unwrap();
@@ -543,6 +1175,8 @@ fn sign_ins_failures_lockouts_and_factor_changes_are_audited() {
     assert_eq!(log.count("lockout", None), 1);
     assert_eq!(log.count("factor_reset", None), 1);
     let text = format!("{:?}", log.events());
-    assert!(!text.contains("correct horse battery") && !text.contains("wrong password"), "no password in audit events");
+    assert!(
+        !text.contains("correct horse battery") && !text.contains("wrong password"),
+        "no password in audit events"
+    );
 }
-

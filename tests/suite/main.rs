@@ -1,5 +1,11 @@
 //! The one integration-test binary (each extra test file would be another link of the tree).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod magento;
 mod openapi;
+mod readme;

@@ -129,7 +129,15 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
     let app = setup::local(store).await?.app;
     let err = |e: accounts::AccountError| e.to_string();
     match cmd {
-        UserCommand::Add { username, email, password, role, totp_secret, phone, store_id } => {
+        UserCommand::Add {
+            username,
+            email,
+            password,
+            role,
+            totp_secret,
+            phone,
+            store_id,
+        } => {
             let totp_secret = totp_secret
                 .map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--totp-secret: {e}")))
                 .transpose()?;
@@ -143,15 +151,27 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 store_id,
             };
             let user = accounts::create(&app, new, VIA).await.map_err(err)?;
-            println!("created {} {} ({}, id {})", user.role, user.username, user.email, user.id);
+            println!(
+                "created {} {} ({}, id {})",
+                user.role, user.username, user.email, user.id
+            );
         }
-        UserCommand::List => print_users(&app, &accounts::list(&app, 100_000).await.map_err(|e| e.to_string())?),
+        UserCommand::List => print_users(
+            &app,
+            &accounts::list(&app, 100_000)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
         UserCommand::SetPassword { login, password } => {
-            accounts::set_password(&app, &login, &SecretString::new(password), VIA).await.map_err(err)?;
+            accounts::set_password(&app, &login, &SecretString::new(password), VIA)
+                .await
+                .map_err(err)?;
             println!("password set for {login}");
         }
         UserCommand::RequirePasswordReset { login } => {
-            accounts::require_password_reset(&app, &login, VIA).await.map_err(err)?;
+            accounts::require_password_reset(&app, &login, VIA)
+                .await
+                .map_err(err)?;
             println!("{login} must set a new password before signing in");
         }
         UserCommand::Unlock { login } => {
@@ -159,39 +179,66 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             println!("{login} unlocked");
         }
         UserCommand::Totp(TotpCommand::Enroll { login, secret }) => {
-            let secret =
-                secret.map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--secret: {e}"))).transpose()?;
-            let setup = accounts::enroll_totp(&app, &login, secret, VIA).await.map_err(err)?;
+            let secret = secret
+                .map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--secret: {e}")))
+                .transpose()?;
+            let setup = accounts::enroll_totp(&app, &login, secret, VIA)
+                .await
+                .map_err(err)?;
             print_setup(&setup)?;
         }
         UserCommand::Totp(TotpCommand::Reset { login }) => {
-            let user = accounts::find(&app, &login).await.map_err(|e| e.to_string())?.ok_or("no such user")?;
-            accounts::reset_totp(&app, user.id, VIA).await.map_err(err)?;
+            let user = accounts::find(&app, &login)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such user")?;
+            accounts::reset_totp(&app, user.id, VIA)
+                .await
+                .map_err(err)?;
             println!("authenticator removed for {login}; the next sign-in sets one up again");
         }
-        UserCommand::SetPhone { login, phone, clear } => {
+        UserCommand::SetPhone {
+            login,
+            phone,
+            clear,
+        } => {
             let phone = if clear { None } else { phone };
-            accounts::set_phone(&app, &login, phone.as_deref(), VIA).await.map_err(err)?;
-            println!("phone {} for {login}", if phone.is_some() { "set" } else { "removed" });
+            accounts::set_phone(&app, &login, phone.as_deref(), VIA)
+                .await
+                .map_err(err)?;
+            println!(
+                "phone {} for {login}",
+                if phone.is_some() { "set" } else { "removed" }
+            );
         }
         UserCommand::Enable2fa { login } => {
-            accounts::set_two_factor(&app, &login, true, VIA).await.map_err(err)?;
+            accounts::set_two_factor(&app, &login, true, VIA)
+                .await
+                .map_err(err)?;
             println!("two-factor authentication required for {login}");
         }
         UserCommand::Disable2fa { login } => {
-            accounts::set_two_factor(&app, &login, false, VIA).await.map_err(err)?;
+            accounts::set_two_factor(&app, &login, false, VIA)
+                .await
+                .map_err(err)?;
             println!("two-factor authentication disabled for {login}");
         }
         UserCommand::Enable { login } => {
-            accounts::set_active(&app, &login, true, VIA).await.map_err(err)?;
+            accounts::set_active(&app, &login, true, VIA)
+                .await
+                .map_err(err)?;
             println!("{login} enabled");
         }
         UserCommand::Disable { login } => {
-            accounts::set_active(&app, &login, false, VIA).await.map_err(err)?;
+            accounts::set_active(&app, &login, false, VIA)
+                .await
+                .map_err(err)?;
             println!("{login} disabled");
         }
         UserCommand::RevokeTokens { login } => {
-            accounts::revoke_tokens_by_login(&app, &login, VIA).await.map_err(err)?;
+            accounts::revoke_tokens_by_login(&app, &login, VIA)
+                .await
+                .map_err(err)?;
             println!("every token issued to {login} so far is revoked");
         }
     }
@@ -200,7 +247,10 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
 
 fn print_users(app: &App, users: &[User]) {
     let config = &app.config;
-    println!("{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} STATUS", "ID", "USERNAME", "EMAIL", "ROLE", "TOTP", "2FA");
+    println!(
+        "{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} STATUS",
+        "ID", "USERNAME", "EMAIL", "ROLE", "TOTP", "2FA"
+    );
     for u in users {
         let totp = match u.totp {
             Totp::None => "-",
@@ -241,9 +291,13 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
     let app = setup::local(store).await?.app;
     match cmd {
         IntegrationCommand::Add { name, resources } => {
-            let (integration, token) =
-                integrations::create(&app, &name, resources, VIA).await.map_err(|e| e.to_string())?;
-            println!("created integration {} ({})", integration.id, integration.name);
+            let (integration, token) = integrations::create(&app, &name, resources, VIA)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "created integration {} ({})",
+                integration.id, integration.name
+            );
             println!("resources:    {}", integration.resources.join(", "));
             println!("access token: {}", token.expose());
             println!("(shown once; use it as `Authorization: Bearer <token>`)");
@@ -255,7 +309,9 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
             }
         }
         IntegrationCommand::Delete { id } => {
-            integrations::delete(&app, id, VIA).await.map_err(|e| e.to_string())?;
+            integrations::delete(&app, id, VIA)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("integration {id} deleted; its token no longer works");
         }
     }

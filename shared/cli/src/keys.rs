@@ -39,15 +39,18 @@ pub fn load(data_dir: &Path, env: Environment) -> Result<(KeySetFile, Origin), S
                     for the embedded store set LATCHKEY_KEYS or LATCHKEY_KEYS_FILE"
             .into());
     } else if env == Environment::Production {
-        return Err("production needs real keys: set LATCHKEY_KEYS or LATCHKEY_KEYS_FILE \
+        return Err(
+            "production needs real keys: set LATCHKEY_KEYS or LATCHKEY_KEYS_FILE \
                     (make them with `latchkey keys generate --production`)"
-            .into());
+                .into(),
+        );
     } else {
         let path = data_dir.join("keys.json");
         if path.exists() {
             (read(&path)?, Origin::DevFile(path))
         } else {
-            let file = KeySetFile::generate(&SystemRng).map_err(|e| format!("generating keys: {e}"))?;
+            let file =
+                KeySetFile::generate(&SystemRng).map_err(|e| format!("generating keys: {e}"))?;
             write_private(&path, &file.to_json_pretty())?;
             (file, Origin::Generated(path))
         }
@@ -66,7 +69,8 @@ fn parse(json: &str, what: &str) -> Result<KeySetFile, String> {
 }
 
 fn read(path: &Path) -> Result<KeySetFile, String> {
-    let json = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let json =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     parse(&json, &path.display().to_string())
 }
 
@@ -80,6 +84,9 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut f = options.open(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
-    f.write_all(contents.as_bytes()).map_err(|e| format!("writing {}: {e}", path.display()))
+    let mut f = options
+        .open(path)
+        .map_err(|e| format!("creating {}: {e}", path.display()))?;
+    f.write_all(contents.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))
 }

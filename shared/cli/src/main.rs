@@ -22,7 +22,11 @@ use clap::{Parser, Subcommand};
 use setup::StoreArgs;
 
 #[derive(Parser)]
-#[command(name = "latchkey", version, about = "Sign-in and multi-factor authentication backend for storefronts")]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Sign-in and multi-factor authentication backend for storefronts"
+)]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -52,13 +56,20 @@ enum Command {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");

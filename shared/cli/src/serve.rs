@@ -28,7 +28,9 @@ struct Server {
 }
 
 pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
-    let listener = TcpListener::bind(addr).await.map_err(|e| format!("listening on {addr}: {e}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listening on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let dev_pages = local.app.config.environment == Environment::Development;
     tracing::info!(
@@ -36,7 +38,11 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
         local.data_dir.display()
     );
     spawn_sweeper(&local);
-    let server = Arc::new(Server { app: local.app, outbox: local.outbox, dev_pages });
+    let server = Arc::new(Server {
+        app: local.app,
+        outbox: local.outbox,
+        dev_pages,
+    });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
@@ -72,7 +78,11 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
 }
 
 impl Server {
-    async fn serve(&self, req: http::Request<Incoming>, peer: SocketAddr) -> http::Response<Full<Bytes>> {
+    async fn serve(
+        &self,
+        req: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<Full<Bytes>> {
         let (mut parts, body) = req.into_parts();
         let limit = self.app.config.max_body_bytes;
         let body = match Limited::new(body, limit).collect().await {
@@ -82,12 +92,16 @@ impl Server {
         parts.extensions.insert(ClientIp(peer.ip()));
         let req = http::Request::from_parts(parts, body);
         let res = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/_dev/outbox") if self.dev_pages => {
-                web::with_type(StatusCode::OK, Bytes::from(outbox::render_html(&self.outbox.read())), "text/html; charset=utf-8")
-            }
-            (&Method::GET, "/_dev/outbox.json") if self.dev_pages => {
-                web::with_type(StatusCode::OK, Bytes::from(outbox::render_json(&self.outbox.read())), "application/json")
-            }
+            (&Method::GET, "/_dev/outbox") if self.dev_pages => web::with_type(
+                StatusCode::OK,
+                Bytes::from(outbox::render_html(&self.outbox.read())),
+                "text/html; charset=utf-8",
+            ),
+            (&Method::GET, "/_dev/outbox.json") if self.dev_pages => web::with_type(
+                StatusCode::OK,
+                Bytes::from(outbox::render_json(&self.outbox.read())),
+                "application/json",
+            ),
             _ => self.app.handle(req).await,
         };
         into_hyper(res)
@@ -135,4 +149,3 @@ async fn shutdown_signal() {
         () = term => {}
     }
 }
-

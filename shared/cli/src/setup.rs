@@ -17,7 +17,12 @@ use crate::keys;
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
     /// Directory of the embedded store, development keys and outbox.
-    #[arg(long, env = "LATCHKEY_DATA_DIR", default_value = "./.latchkey", global = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_DATA_DIR",
+        default_value = "./.latchkey",
+        global = true
+    )]
     pub data_dir: PathBuf,
 }
 
@@ -32,10 +37,14 @@ pub struct Local {
 pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
     let data_dir = args.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
     let (key_file, origin) = keys::load(&data_dir, config.environment)?;
     if matches!(origin, keys::Origin::Generated(_)) {
-        tracing::warn!("generated development keys in {} (development only: production needs LATCHKEY_KEYS)", data_dir.join("keys.json").display());
+        tracing::warn!(
+            "generated development keys in {} (development only: production needs LATCHKEY_KEYS)",
+            data_dir.join("keys.json").display()
+        );
     }
     let key_set = KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))?;
     let store = Arc::new(open_store(&data_dir).await?);
@@ -52,7 +61,12 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
         config,
         hasher,
     });
-    Ok(Local { app, store, outbox, data_dir })
+    Ok(Local {
+        app,
+        store,
+        outbox,
+        data_dir,
+    })
 }
 
 async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {

@@ -1,7 +1,12 @@
 //! The real `latchkey` binary, driven as the README tells a new user to: `latchkey serve` on an
 //! empty data dir, the admin CLI beside it, the Magento admin 2FA flow with codes from
 //! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(clippy::disallowed_methods)] // real processes, real time
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,19 +34,28 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .env_remove("LATCHKEY_KEYS")
-        .env_remove("LATCHKEY_KEYS_FILE")
-        .env("LATCHKEY_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(dir)
+    .env_remove("LATCHKEY_KEYS")
+    .env_remove("LATCHKEY_KEYS_FILE")
+    .env("LATCHKEY_LOG", "info")
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -64,15 +78,26 @@ fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("server did not become ready: {}", server.log.lock().unwrap());
+    panic!(
+        "server did not become ready: {}",
+        server.log.lock().unwrap()
+    );
 }
 
 /// A minimal HTTP/1.1 client (one request per connection).
-fn request(port: u16, method: &str, path: &str, body: Option<&str>, bearer: Option<&str>) -> std::io::Result<(u16, String)> {
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    bearer: Option<&str>,
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let body = body.unwrap_or("");
-    let auth = bearer.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
@@ -80,9 +105,20 @@ fn request(port: u16, method: &str, path: &str, body: Option<&str>, bearer: Opti
     )?;
     let mut raw = String::new();
     stream.read_to_string(&mut raw)?;
-    let status = raw.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") { dechunk(rest) } else { rest.to_owned() };
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
     Ok((status, body))
 }
 
@@ -99,8 +135,21 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-fn call(s: &Server, method: &str, path: &str, body: Option<Value>, bearer: Option<&str>) -> (u16, String) {
-    request(s.port, method, path, body.map(|b| b.to_string()).as_deref(), bearer).unwrap()
+fn call(
+    s: &Server,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> (u16, String) {
+    request(
+        s.port,
+        method,
+        path,
+        body.map(|b| b.to_string()).as_deref(),
+        bearer,
+    )
+    .unwrap()
 }
 
 fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
@@ -112,7 +161,14 @@ fn cli(dir: &Path, args: &[&str]) -> (bool, String) {
         .env_remove("LATCHKEY_KEYS_FILE")
         .output()
         .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }
 
 fn oathtool(secret: &str, at: u64) -> String {
@@ -125,15 +181,25 @@ fn oathtool(secret: &str, at: u64) -> String {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Verifies an HS256 token with PyJWT, the independent implementation.
 fn pyjwt_verify(token: &str, secret: &[u8]) -> Value {
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     let script = "import jwt,sys,json; print(json.dumps(jwt.decode(sys.argv[1], bytes.fromhex(sys.argv[2]), algorithms=['HS256'])))";
-    let out = Command::new("python3").args(["-c", script, token, &hex]).output().expect("python3");
-    assert!(out.status.success(), "PyJWT refused the token: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .args(["-c", script, token, &hex])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -141,40 +207,107 @@ fn pyjwt_verify(token: &str, secret: &[u8]) -> Value {
 fn a_new_user_runs_the_readme_flow() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]);
-    let generated = server.log.lock().unwrap().matches("generated development keys").count();
-    assert_eq!(generated, 1, "one log line says development keys were generated: {}", server.log.lock().unwrap());
+    let generated = server
+        .log
+        .lock()
+        .unwrap()
+        .matches("generated development keys")
+        .count();
+    assert_eq!(
+        generated,
+        1,
+        "one log line says development keys were generated: {}",
+        server.log.lock().unwrap()
+    );
 
     // The admin CLI writes to the store while the server runs.
-    let (ok, out) = cli(dir.path(), &["user", "add", "--username", "shopadmin", "--email", "admin@example.com", "--password", "correct horse battery", "--role", "admin"]);
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "shopadmin",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "correct horse battery",
+            "--role",
+            "admin",
+        ],
+    );
     assert!(ok, "{out}");
 
     let creds = json!({"username": "shopadmin", "password": "correct horse battery"});
-    let (status, body) = call(&server, "POST", "/rest/V1/integration/admin/token", Some(creds.clone()), None);
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/rest/V1/integration/admin/token",
+        Some(creds.clone()),
+        None,
+    );
     assert_eq!(status, 401);
-    assert_eq!(body, r#"{"message":"You are required to configure personal Two-Factor Authorization in order to login. Please check your email."}"#);
+    assert_eq!(
+        body,
+        r#"{"message":"You are required to configure personal Two-Factor Authorization in order to login. Please check your email."}"#
+    );
 
     let (_, outbox) = call(&server, "GET", "/_dev/outbox.json", None, None);
     let outbox: Value = serde_json::from_str(&outbox).unwrap();
     let email = &outbox[0];
     assert_eq!(email["channel"], "email");
     assert_eq!(email["to"], "admin@example.com");
-    let tfa_token = email["body"].as_str().unwrap().lines().find_map(|l| l.trim().strip_prefix("tfaToken: ")).unwrap().to_owned();
+    let tfa_token = email["body"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("tfaToken: "))
+        .unwrap()
+        .to_owned();
     let lines = std::fs::read_to_string(dir.path().join("outbox.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 1, "the outbox file has one JSON line per message");
+    assert_eq!(
+        lines.lines().count(),
+        1,
+        "the outbox file has one JSON line per message"
+    );
     let (status, page) = call(&server, "GET", "/_dev/outbox", None, None);
     assert_eq!(status, 200);
     assert!(page.contains("admin@example.com"));
 
-    let (status, body) = call(&server, "POST", "/rest/V1/tfa/provider/google/configure", Some(json!({"tfaToken": tfa_token})), None);
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/rest/V1/tfa/provider/google/configure",
+        Some(json!({"tfaToken": tfa_token})),
+        None,
+    );
     assert_eq!(status, 200, "{body}");
-    let secret = serde_json::from_str::<Value>(&body).unwrap()["secret_code"].as_str().unwrap().to_owned();
+    let secret = serde_json::from_str::<Value>(&body).unwrap()["secret_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let activated_at = now();
-    let (status, body) = call(&server, "POST", "/rest/V1/tfa/provider/google/activate", Some(json!({"tfaToken": tfa_token, "otp": oathtool(&secret, activated_at)})), None);
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/rest/V1/tfa/provider/google/activate",
+        Some(json!({"tfaToken": tfa_token, "otp": oathtool(&secret, activated_at)})),
+        None,
+    );
     assert_eq!((status, body.as_str()), (200, "true"));
 
-    let (status, body) = call(&server, "POST", "/rest/V1/integration/admin/token", Some(creds), None);
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/rest/V1/integration/admin/token",
+        Some(creds),
+        None,
+    );
     assert_eq!(status, 401);
-    assert_eq!(body, r#"{"message":"Please use the 2fa provider-specific endpoints to obtain a token.","parameters":{"active_providers":["google"]}}"#);
+    assert_eq!(
+        body,
+        r#"{"message":"Please use the 2fa provider-specific endpoints to obtain a token.","parameters":{"active_providers":["google"]}}"#
+    );
 
     // The activation code is spent: sign in with the next step's code.
     let next_step = (activated_at / 30 + 1) * 30;
@@ -183,28 +316,71 @@ fn a_new_user_runs_the_readme_flow() {
     }
     let otp = oathtool(&secret, now());
     let body = json!({"username": "shopadmin", "password": "correct horse battery", "otp": otp});
-    let (status, token) = call(&server, "POST", "/rest/V1/tfa/provider/google/authenticate", Some(body.clone()), None);
+    let (status, token) = call(
+        &server,
+        "POST",
+        "/rest/V1/tfa/provider/google/authenticate",
+        Some(body.clone()),
+        None,
+    );
     assert_eq!(status, 200, "{token}");
     let token: String = serde_json::from_str(&token).unwrap();
-    let (status, replay) = call(&server, "POST", "/rest/V1/tfa/provider/google/authenticate", Some(body), None);
-    assert_eq!((status, replay.as_str()), (401, r#"{"message":"Invalid code."}"#));
+    let (status, replay) = call(
+        &server,
+        "POST",
+        "/rest/V1/tfa/provider/google/authenticate",
+        Some(body),
+        None,
+    );
+    assert_eq!(
+        (status, replay.as_str()),
+        (401, r#"{"message":"Invalid code."}"#)
+    );
 
-    let keys: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("keys.json")).unwrap()).unwrap();
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("keys.json")).unwrap())
+            .unwrap();
     let claims = pyjwt_verify(&token, &hmac_secret(&keys));
     assert_eq!(claims["utypid"], 2);
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
 
-    let (status, providers) = call(&server, "GET", "/rest/V1/tfa/installed-providers", None, Some(&token));
+    let (status, providers) = call(
+        &server,
+        "GET",
+        "/rest/V1/tfa/installed-providers",
+        None,
+        Some(&token),
+    );
     assert_eq!(status, 200, "{providers}");
 
     // A restart keeps users, factors and keys.
     drop(server);
     let server = serve(dir.path(), &[]);
-    assert_eq!(server.log.lock().unwrap().matches("generated development keys").count(), 0);
-    let (status, _) = call(&server, "GET", "/rest/V1/tfa/installed-providers", None, Some(&token));
+    assert_eq!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .matches("generated development keys")
+            .count(),
+        0
+    );
+    let (status, _) = call(
+        &server,
+        "GET",
+        "/rest/V1/tfa/installed-providers",
+        None,
+        Some(&token),
+    );
     assert_eq!(status, 200, "tokens survive a restart");
     let (ok, listing) = cli(dir.path(), &["user", "list"]);
-    assert!(ok && listing.contains("shopadmin") && listing.contains("active"), "{listing}");
+    assert!(
+        ok && listing.contains("shopadmin") && listing.contains("active"),
+        "{listing}"
+    );
 }
 
 #[test]
@@ -221,7 +397,10 @@ fn production_refuses_to_start_without_real_keys() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("production needs real keys"), "{err}");
-    assert!(!dir.path().join("keys.json").exists(), "no development keys were generated");
+    assert!(
+        !dir.path().join("keys.json").exists(),
+        "no development keys were generated"
+    );
 
     // Development keys are refused in production too.
     let (ok, keys) = cli(dir.path(), &["keys", "generate"]);
@@ -255,6 +434,13 @@ fn hmac_secret(keys: &Value) -> Vec<u8> {
     use base64::Engine;
     let hmac = &keys["hmac"];
     let active = hmac["active"].as_str().unwrap();
-    let key = hmac["keys"].as_array().unwrap().iter().find(|k| k["kid"] == active).unwrap();
-    base64::engine::general_purpose::STANDARD.decode(key["secret"].as_str().unwrap()).unwrap()
+    let key = hmac["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == active)
+        .unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(key["secret"].as_str().unwrap())
+        .unwrap()
 }

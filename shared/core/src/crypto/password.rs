@@ -1,46 +1,187 @@
 //! argon2id password hashing (PHC strings) with an equal-cost path for unknown users.
+
+use std::sync::Arc;
+
+use argon2::{
+    Algorithm, Argon2, CustomizedPasswordHasher, Params, PasswordHash, PasswordVerifier, Version,
+};
+
 use super::CryptoError;
-use crate::ports::Rng;
+use crate::ports::{Rng, RngExt};
 
 /// OWASP's argon2id parameters: 19 MiB, 2 iterations, 1 lane.
 pub const OWASP_M_KIB: u32 = 19 * 1024;
 pub const OWASP_T: u32 = 2;
 pub const OWASP_P: u32 = 1;
 
+const SALT_LEN: usize = 16;
+
 /// Hashes and verifies passwords. Cheap to clone (shares its state); verification is CPU-bound
 /// (tens of ms), so async callers run it on a blocking thread.
 #[derive(Clone)]
-pub struct PasswordHasher {}
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    params: Params,
+    /// A salt for the unknown-user path. Its hash is thrown away; only the work counts.
+    dummy_salt: [u8; SALT_LEN],
+}
 
 impl PasswordHasher {
-    /// OWASP parameters. Computes, once, a dummy hash used for unknown users.
+    /// OWASP parameters.
     pub fn new(rng: &dyn Rng) -> Result<Self, CryptoError> {
         Self::with_params(OWASP_M_KIB, OWASP_T, OWASP_P, rng)
     }
+
     /// Other parameters (tests use cheaper ones).
     pub fn with_params(m_kib: u32, t: u32, p: u32, rng: &dyn Rng) -> Result<Self, CryptoError> {
-        let _ = (m_kib, t, p, rng);
-        todo!()
+        let params = Params::new(m_kib, t, p, None)
+            .map_err(|e| CryptoError::Input(format!("argon2 parameters: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                params,
+                dummy_salt: rng.bytes()?,
+            }),
+        })
     }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            self.inner.params.clone(),
+        )
+    }
+
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) with a fresh 16-byte salt.
     pub fn hash(&self, password: &str, rng: &dyn Rng) -> Result<String, CryptoError> {
-        let _ = (password, rng);
-        todo!()
+        let salt: [u8; SALT_LEN] = rng.bytes()?;
+        let hash = self
+            .argon2()
+            .hash_password_customized(
+                password.as_bytes(),
+                &salt,
+                None,
+                None,
+                self.inner.params.clone(),
+            )
+            .map_err(|e| CryptoError::Failure(format!("argon2: {e}")))?;
+        Ok(hash.to_string())
     }
-    /// Whether `password` matches `phc`; false for a malformed PHC string. Honors the
-    /// parameters recorded in the PHC string.
+
+    /// Whether `password` matches `phc`; false for a malformed PHC string. The parameters
+    /// recorded in the PHC string are the ones used.
     pub fn verify(&self, password: &str, phc: &str) -> bool {
-        let _ = (password, phc);
-        todo!()
+        match PasswordHash::new(phc) {
+            Ok(hash) if hash.algorithm.as_str() == "argon2id" => self
+                .argon2()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok(),
+            _ => false,
+        }
     }
-    /// Does the same work as a failed `verify` against a real hash; for unknown users.
+
+    /// Does the work of one failed `verify` against a hash made with this hasher's parameters,
+    /// so that an unknown user costs what a known one does.
     pub fn verify_unknown_user(&self, password: &str) {
-        let _ = password;
-        todo!()
+        let _ = self.argon2().hash_password_customized(
+            password.as_bytes(),
+            &self.inner.dummy_salt,
+            None,
+            None,
+            self.inner.params.clone(),
+        );
     }
-    /// Whether `phc` was made with other parameters than this hasher's.
+
+    /// Whether `phc` was made with other parameters (or another algorithm) than this hasher's.
     pub fn needs_rehash(&self, phc: &str) -> bool {
-        let _ = phc;
-        todo!()
+        let Ok(hash) = PasswordHash::new(phc) else {
+            return true;
+        };
+        let Ok(params) = Params::try_from(&hash) else {
+            return true;
+        };
+        hash.algorithm.as_str() != "argon2id"
+            || params.m_cost() != self.inner.params.m_cost()
+            || params.t_cost() != self.inner.params.t_cost()
+            || params.p_cost() != self.inner.params.p_cost()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::SeededRng;
+
+    fn cheap() -> PasswordHasher {
+        PasswordHasher::with_params(256, 1, 1, &SeededRng::new(1)).unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_wrong_password() {
+        let h = cheap();
+        let phc = h.hash("correct horse", &SeededRng::new(2)).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=256,t=1,p=1$"));
+        assert!(h.verify("correct horse", &phc));
+        assert!(!h.verify("correct horsf", &phc));
+        assert!(!h.verify("", &phc));
+    }
+
+    #[test]
+    fn salts_differ_per_hash() {
+        let h = cheap();
+        let rng = SeededRng::new(3);
+        assert_ne!(h.hash("same", &rng).unwrap(), h.hash("same", &rng).unwrap());
+    }
+
+    #[test]
+    fn malformed_or_foreign_hashes_never_verify() {
+        let h = cheap();
+        for bad in [
+            "",
+            "plain",
+            "$argon2id$v=19$m=256,t=1,p=1$",
+            "$2b$12$abcdefghijklmnopqrstuv",
+        ] {
+            assert!(!h.verify("x", bad), "{bad}");
+            assert!(h.needs_rehash(bad));
+        }
+        // argon2i with the right password is still refused: only argon2id is ours.
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(256, 1, 1, None).unwrap(),
+        )
+        .hash_password_customized(
+            b"pw",
+            b"saltsaltsaltsalt",
+            Some("argon2i"),
+            None,
+            Params::new(256, 1, 1, None).unwrap(),
+        )
+        .unwrap()
+        .to_string();
+        assert!(argon2i.starts_with("$argon2i$"));
+        assert!(!h.verify("pw", &argon2i));
+    }
+
+    #[test]
+    fn owasp_parameters_are_recorded_and_honoured() {
+        let owasp = PasswordHasher::new(&SeededRng::new(4)).unwrap();
+        let phc = owasp.hash("pw", &SeededRng::new(5)).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(!owasp.needs_rehash(&phc));
+        // A hasher with other parameters still verifies it (parameters come from the PHC string)
+        // and says it should be re-hashed.
+        let other = cheap();
+        assert!(other.verify("pw", &phc));
+        assert!(other.needs_rehash(&phc));
+    }
+
+    #[test]
+    fn unknown_user_path_runs() {
+        cheap().verify_unknown_user("anything");
     }
 }

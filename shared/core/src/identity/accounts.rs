@@ -74,8 +74,15 @@ async fn require(app: &App, login: &str) -> Result<User, AccountError> {
 
 /// Allocates the next value of a counter (`COUNTER` / `name`).
 pub async fn next_id(app: &App, name: &str) -> Result<u64, StoreError> {
-    let item =
-        app.store.update(&Key::new("COUNTER", name), Update::new().add("n", 1), Cond::Always, 0).await?;
+    let item = app
+        .store
+        .update(
+            &Key::new("COUNTER", name),
+            Update::new().add("n", 1),
+            Cond::Always,
+            0,
+        )
+        .await?;
     item.num("n")
         .and_then(|n| u64::try_from(n).ok())
         .ok_or_else(|| StoreError::Failure("counter without a value".into()))
@@ -99,7 +106,11 @@ pub async fn create(app: &App, new: NewUser, via: &'static str) -> Result<User, 
     let id = next_id(app, "USER_ID").await?;
     let totp = match &new.totp_secret {
         Some(secret) => Totp::Active {
-            sealed: app.keys.sealer.seal(secret.as_bytes(), &users::totp_aad(id), app.rng.as_ref())?,
+            sealed: app.keys.sealer.seal(
+                secret.as_bytes(),
+                &users::totp_aad(id),
+                app.rng.as_ref(),
+            )?,
         },
         None => Totp::None,
     };
@@ -125,14 +136,23 @@ pub async fn create(app: &App, new: NewUser, via: &'static str) -> Result<User, 
     match app.store.transact(users::create_ops(&user), now).await {
         Ok(()) => {}
         Err(StoreError::TxConditionFailed { index }) => {
-            let login = if index == 0 { &user.username } else { &user.email };
+            let login = if index == 0 {
+                &user.username
+            } else {
+                &user.email
+            };
             return Err(AccountError::LoginTaken(login.clone()));
         }
         Err(e) => return Err(e.into()),
     }
-    Audit::new(Event::UserCreated, Outcome::Success, via).user(id).emit();
+    Audit::new(Event::UserCreated, Outcome::Success, via)
+        .user(id)
+        .emit();
     if user.totp.is_active() {
-        Audit::new(Event::FactorEnrolled, Outcome::Success, via).user(id).reason("totp").emit();
+        Audit::new(Event::FactorEnrolled, Outcome::Success, via)
+            .user(id)
+            .reason("totp")
+            .emit();
     }
     Ok(user)
 }
@@ -151,13 +171,26 @@ pub async fn list(app: &App, limit: usize) -> Result<Vec<User>, StoreError> {
 }
 
 /// Applies `update` to an existing user's profile and records who changed it.
-async fn change(app: &App, user: &User, update: Update, event: Event, via: &'static str, reason: &'static str)
--> Result<User, AccountError> {
+async fn change(
+    app: &App,
+    user: &User,
+    update: Update,
+    event: Event,
+    via: &'static str,
+    reason: &'static str,
+) -> Result<User, AccountError> {
     let now = app.clock.now();
     let update = update.set(attr::UPDATED, now);
-    match app.store.update(&user.key(), update, Cond::Exists, now).await {
+    match app
+        .store
+        .update(&user.key(), update, Cond::Exists, now)
+        .await
+    {
         Ok(item) => {
-            Audit::new(event, Outcome::Success, via).user(user.id).reason(reason).emit();
+            Audit::new(event, Outcome::Success, via)
+                .user(user.id)
+                .reason(reason)
+                .emit();
             Ok(User::try_from(&item)?)
         }
         Err(StoreError::ConditionFailed { .. }) => Err(AccountError::NotFound),
@@ -165,28 +198,58 @@ async fn change(app: &App, user: &User, update: Update, event: Event, via: &'sta
     }
 }
 
-pub async fn set_password(app: &App, login: &str, password: &SecretString, via: &'static str)
--> Result<User, AccountError> {
+pub async fn set_password(
+    app: &App,
+    login: &str,
+    password: &SecretString,
+    via: &'static str,
+) -> Result<User, AccountError> {
     users::check_password(password.expose())?;
     let user = require(app, login).await?;
     let hash = hash_password(app, password).await?;
-    let update = Update::new().set(attr::PASSWORD, hash).set(attr::RESET, false).set(attr::ATTEMPTS, 0);
+    let update = Update::new()
+        .set(attr::PASSWORD, hash)
+        .set(attr::RESET, false)
+        .set(attr::ATTEMPTS, 0);
     change(app, &user, update, Event::UserChanged, via, "password_set").await
 }
 
-pub async fn require_password_reset(app: &App, login: &str, via: &'static str) -> Result<User, AccountError> {
+pub async fn require_password_reset(
+    app: &App,
+    login: &str,
+    via: &'static str,
+) -> Result<User, AccountError> {
     let user = require(app, login).await?;
-    change(app, &user, Update::new().set(attr::RESET, true), Event::UserChanged, via, "password_reset_required")
-        .await
+    change(
+        app,
+        &user,
+        Update::new().set(attr::RESET, true),
+        Event::UserChanged,
+        via,
+        "password_reset_required",
+    )
+    .await
 }
 
 pub async fn unlock(app: &App, login: &str, via: &'static str) -> Result<User, AccountError> {
     let user = require(app, login).await?;
-    change(app, &user, Update::new().set(attr::ATTEMPTS, 0), Event::UserChanged, via, "unlocked").await
+    change(
+        app,
+        &user,
+        Update::new().set(attr::ATTEMPTS, 0),
+        Event::UserChanged,
+        via,
+        "unlocked",
+    )
+    .await
 }
 
-pub async fn set_phone(app: &App, login: &str, phone: Option<&str>, via: &'static str)
--> Result<User, AccountError> {
+pub async fn set_phone(
+    app: &App,
+    login: &str,
+    phone: Option<&str>,
+    via: &'static str,
+) -> Result<User, AccountError> {
     let user = require(app, login).await?;
     let update = match phone {
         Some(phone) => {
@@ -198,28 +261,69 @@ pub async fn set_phone(app: &App, login: &str, phone: Option<&str>, via: &'stati
     change(app, &user, update, Event::FactorEnrolled, via, "phone_set").await
 }
 
-pub async fn set_two_factor(app: &App, login: &str, enabled: bool, via: &'static str)
--> Result<User, AccountError> {
+pub async fn set_two_factor(
+    app: &App,
+    login: &str,
+    enabled: bool,
+    via: &'static str,
+) -> Result<User, AccountError> {
     let user = require(app, login).await?;
-    let reason = if enabled { "2fa_enabled" } else { "2fa_disabled" };
-    change(app, &user, Update::new().set(attr::TFA, enabled), Event::UserChanged, via, reason).await
+    let reason = if enabled {
+        "2fa_enabled"
+    } else {
+        "2fa_disabled"
+    };
+    change(
+        app,
+        &user,
+        Update::new().set(attr::TFA, enabled),
+        Event::UserChanged,
+        via,
+        reason,
+    )
+    .await
 }
 
-pub async fn set_active(app: &App, login: &str, active: bool, via: &'static str) -> Result<User, AccountError> {
+pub async fn set_active(
+    app: &App,
+    login: &str,
+    active: bool,
+    via: &'static str,
+) -> Result<User, AccountError> {
     let user = require(app, login).await?;
     let reason = if active { "enabled" } else { "disabled" };
-    change(app, &user, Update::new().set(attr::ACTIVE, active), Event::UserChanged, via, reason).await
+    change(
+        app,
+        &user,
+        Update::new().set(attr::ACTIVE, active),
+        Event::UserChanged,
+        via,
+        reason,
+    )
+    .await
 }
 
 /// Revokes every token issued to the user up to now.
 pub async fn revoke_tokens(app: &App, id: UserId, via: &'static str) -> Result<(), AccountError> {
     let user = get(app, id).await?.ok_or(AccountError::NotFound)?;
     let now = app.clock.now();
-    change(app, &user, Update::new().set(attr::REVOKED, now), Event::TokensRevoked, via, "").await?;
+    change(
+        app,
+        &user,
+        Update::new().set(attr::REVOKED, now),
+        Event::TokensRevoked,
+        via,
+        "",
+    )
+    .await?;
     Ok(())
 }
 
-pub async fn revoke_tokens_by_login(app: &App, login: &str, via: &'static str) -> Result<(), AccountError> {
+pub async fn revoke_tokens_by_login(
+    app: &App,
+    login: &str,
+    via: &'static str,
+) -> Result<(), AccountError> {
     let user = require(app, login).await?;
     revoke_tokens(app, user.id, via).await
 }
@@ -243,14 +347,21 @@ impl TotpSetup {
 
 /// Enrolls an authenticator secret (given, or generated) as the user's active factor: the admin
 /// hands the URI to the user. Replaces any previous secret.
-pub async fn enroll_totp(app: &App, login: &str, secret: Option<TotpSecret>, via: &'static str)
--> Result<TotpSetup, AccountError> {
+pub async fn enroll_totp(
+    app: &App,
+    login: &str,
+    secret: Option<TotpSecret>,
+    via: &'static str,
+) -> Result<TotpSetup, AccountError> {
     let user = require(app, login).await?;
     let secret = match secret {
         Some(s) => s,
         None => TotpSecret::generate(app.rng.as_ref())?,
     };
-    let sealed = app.keys.sealer.seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
+    let sealed = app
+        .keys
+        .sealer
+        .seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
     let update = users::set_totp(Update::new(), &Totp::Active { sealed });
     change(app, &user, update, Event::FactorEnrolled, via, "totp").await?;
     Ok(TotpSetup::new(app, &user, secret))
@@ -259,7 +370,15 @@ pub async fn enroll_totp(app: &App, login: &str, secret: Option<TotpSecret>, via
 /// Removes the user's authenticator secret; the next sign-in starts set-up again.
 pub async fn reset_totp(app: &App, id: UserId, via: &'static str) -> Result<(), AccountError> {
     let user = get(app, id).await?.ok_or(AccountError::NotFound)?;
-    change(app, &user, users::set_totp(Update::new(), &Totp::None), Event::FactorReset, via, "totp").await?;
+    change(
+        app,
+        &user,
+        users::set_totp(Update::new(), &Totp::None),
+        Event::FactorReset,
+        via,
+        "totp",
+    )
+    .await?;
     Ok(())
 }
 
@@ -277,12 +396,18 @@ pub async fn begin_totp_setup(app: &App, id: UserId) -> Result<TotpSetup, Accoun
             }
             Totp::None => {
                 let secret = TotpSecret::generate(app.rng.as_ref())?;
-                let sealed = app.keys.sealer.seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
+                let sealed =
+                    app.keys
+                        .sealer
+                        .seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
                 let update = users::set_totp(Update::new(), &Totp::Pending { sealed });
                 let now = app.clock.now();
                 let unset = Cond::And(vec![
                     Cond::Exists,
-                    Cond::Or(vec![Cond::missing(attr::TOTP_STATE), Cond::eq(attr::TOTP_STATE, "none")]),
+                    Cond::Or(vec![
+                        Cond::missing(attr::TOTP_STATE),
+                        Cond::eq(attr::TOTP_STATE, "none"),
+                    ]),
                 ]);
                 match app.store.update(&user.key(), update, unset, now).await {
                     Ok(_) => return Ok(TotpSetup::new(app, &user, secret)),
@@ -293,7 +418,9 @@ pub async fn begin_totp_setup(app: &App, id: UserId) -> Result<TotpSetup, Accoun
             }
         }
     }
-    Err(AccountError::Fault(Fault::Store(StoreError::Busy("totp set-up raced".into()))))
+    Err(AccountError::Fault(Fault::Store(StoreError::Busy(
+        "totp set-up raced".into(),
+    ))))
 }
 
 async fn hash_password(app: &App, password: &SecretString) -> Result<String, Fault> {

@@ -11,8 +11,8 @@ use crate::crypto::SecretString;
 use crate::crypto::codes;
 use crate::store::{Cond, Item, Key, StoreError, TxOp, Value};
 
-use super::accounts::next_id;
 use super::Fault;
+use super::accounts::next_id;
 
 /// The resource that grants everything.
 pub const ALL_RESOURCES: &str = "Magento_Backend::all";
@@ -29,7 +29,9 @@ pub struct Integration {
 
 impl Integration {
     pub fn allows(&self, resource: &str) -> bool {
-        self.resources.iter().any(|r| r == ALL_RESOURCES || r == resource)
+        self.resources
+            .iter()
+            .any(|r| r == ALL_RESOURCES || r == resource)
     }
 }
 
@@ -62,7 +64,10 @@ fn token_key(hash: &str) -> Key {
 }
 
 fn name_key(name: &str) -> Key {
-    Key::new(format!("INTEGRATION_NAME#{}", name.trim().to_lowercase()), "INTEGRATION_NAME")
+    Key::new(
+        format!("INTEGRATION_NAME#{}", name.trim().to_lowercase()),
+        "INTEGRATION_NAME",
+    )
 }
 
 fn resources_value(resources: &[String]) -> Value {
@@ -97,8 +102,16 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 255 {
         return Err(IntegrationError::BadName);
     }
-    let resources = if resources.is_empty() { vec![ALL_RESOURCES.to_owned()] } else { resources };
-    if resources.len() > 100 || resources.iter().any(|r| r.trim().is_empty() || r.len() > 100) {
+    let resources = if resources.is_empty() {
+        vec![ALL_RESOURCES.to_owned()]
+    } else {
+        resources
+    };
+    if resources.len() > 100
+        || resources
+            .iter()
+            .any(|r| r.trim().is_empty() || r.len() > 100)
+    {
         return Err(IntegrationError::BadResources);
     }
     let now = app.clock.now();
@@ -135,13 +148,27 @@ pub async fn create(
         }
         Err(e) => return Err(e.into()),
     }
-    Audit::new(Event::IntegrationCreated, Outcome::Success, via).reason("").emit();
-    Ok((Integration { id, name: name.to_owned(), resources, created_at: now }, token))
+    Audit::new(Event::IntegrationCreated, Outcome::Success, via)
+        .reason("")
+        .emit();
+    Ok((
+        Integration {
+            id,
+            name: name.to_owned(),
+            resources,
+            created_at: now,
+        },
+        token,
+    ))
 }
 
 /// The integration an access token belongs to, if it is live.
 pub async fn authenticate(app: &App, token: &str) -> Result<Option<Integration>, StoreError> {
-    if token.len() != TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+    if token.len() != TOKEN_LEN
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
         return Ok(None);
     }
     let hash = codes::keyed_hash(app.keys.pepper(), TOKEN_PURPOSE, token);
@@ -159,13 +186,26 @@ pub async fn authenticate(app: &App, token: &str) -> Result<Option<Integration>,
 /// Deletes an integration and revokes its token.
 pub async fn delete(app: &App, id: u64, via: &'static str) -> Result<(), IntegrationError> {
     let now = app.clock.now();
-    let record = app.store.get(&record_key(id), now).await?.ok_or(IntegrationError::NotFound)?;
+    let record = app
+        .store
+        .get(&record_key(id), now)
+        .await?
+        .ok_or(IntegrationError::NotFound)?;
     let hash = record.str("token_hash").unwrap_or_default().to_owned();
     let name = record.str("name").unwrap_or_default().to_owned();
     let ops = vec![
-        TxOp::Delete { key: record_key(id), cond: Cond::Exists },
-        TxOp::Delete { key: token_key(&hash), cond: Cond::Always },
-        TxOp::Delete { key: name_key(&name), cond: Cond::Always },
+        TxOp::Delete {
+            key: record_key(id),
+            cond: Cond::Exists,
+        },
+        TxOp::Delete {
+            key: token_key(&hash),
+            cond: Cond::Always,
+        },
+        TxOp::Delete {
+            key: name_key(&name),
+            cond: Cond::Always,
+        },
     ];
     match app.store.transact(ops, now).await {
         Ok(()) => {
@@ -178,7 +218,10 @@ pub async fn delete(app: &App, id: u64, via: &'static str) -> Result<(), Integra
 }
 
 pub async fn list(app: &App) -> Result<Vec<Integration>, StoreError> {
-    let items = app.store.scan_sk("INTEGRATION", 10_000, app.clock.now()).await?;
+    let items = app
+        .store
+        .scan_sk("INTEGRATION", 10_000, app.clock.now())
+        .await?;
     let mut all = items
         .iter()
         .map(|item| {

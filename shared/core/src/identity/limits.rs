@@ -35,18 +35,27 @@ pub async fn reserve_attempt(app: &App, id: UserId) -> Result<Reservation, Store
     let now = app.clock.now();
     let max = i64::from(app.config.lockout_failures);
     let key = profile_key(id);
-    let update = Update::new().add(attr::ATTEMPTS, 1).set(attr::ATTEMPT_AT, now);
-    let under_limit = Cond::And(vec![Cond::Exists, Cond::missing_or(attr::ATTEMPTS, CmpOp::Lt, max)]);
+    let update = Update::new()
+        .add(attr::ATTEMPTS, 1)
+        .set(attr::ATTEMPT_AT, now);
+    let under_limit = Cond::And(vec![
+        Cond::Exists,
+        Cond::missing_or(attr::ATTEMPTS, CmpOp::Lt, max),
+    ]);
     match app.store.update(&key, update, under_limit, now).await {
         Ok(item) => Ok(Reservation::Granted(Box::new(User::try_from(&item)?))),
         Err(StoreError::ConditionFailed { current: None }) => Ok(Reservation::NoUser),
-        Err(StoreError::ConditionFailed { current: Some(item) }) => {
+        Err(StoreError::ConditionFailed {
+            current: Some(item),
+        }) => {
             let user = User::try_from(&*item)?;
             if user.locked(now, app.config.lockout_failures, app.config.lockout_secs) {
                 return Ok(Reservation::Locked);
             }
             // The lock has run out: start a fresh count, unless someone else just did.
-            let restart = Update::new().set(attr::ATTEMPTS, 1).set(attr::ATTEMPT_AT, now);
+            let restart = Update::new()
+                .set(attr::ATTEMPTS, 1)
+                .set(attr::ATTEMPT_AT, now);
             let unchanged = Cond::And(vec![
                 Cond::eq(attr::ATTEMPTS, i64::from(user.attempts)),
                 match user.attempt_at {
@@ -68,7 +77,11 @@ pub async fn reserve_attempt(app: &App, id: UserId) -> Result<Reservation, Store
 /// lockout when this failure was the one that reached the limit.
 pub fn attempt_failed(app: &App, user: &User, via: &'static str, ip: IpAddr) {
     if user.attempts >= app.config.lockout_failures {
-        Audit::new(Event::Lockout, Outcome::Failure, via).user(user.id).ip(ip).reason("too_many_failures").emit();
+        Audit::new(Event::Lockout, Outcome::Failure, via)
+            .user(user.id)
+            .ip(ip)
+            .reason("too_many_failures")
+            .emit();
     }
 }
 
@@ -81,7 +94,16 @@ pub fn reset_attempts(update: Update) -> Update {
 /// Clears the attempt counter (a success with nothing else to record, or an admin's unlock).
 pub async fn attempt_succeeded(app: &App, id: UserId) -> Result<(), StoreError> {
     let now = app.clock.now();
-    match app.store.update(&profile_key(id), reset_attempts(Update::new()), Cond::Exists, now).await {
+    match app
+        .store
+        .update(
+            &profile_key(id),
+            reset_attempts(Update::new()),
+            Cond::Exists,
+            now,
+        )
+        .await
+    {
         Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e),
     }
@@ -98,7 +120,10 @@ pub async fn allow_ip(app: &App, ip: IpAddr, via: &'static str) -> Result<bool, 
     match app.store.update(&key, update, cond, now).await {
         Ok(_) => Ok(true),
         Err(StoreError::ConditionFailed { .. }) => {
-            Audit::new(Event::RateLimited, Outcome::Failure, via).ip(ip).reason("ip_attempts").emit();
+            Audit::new(Event::RateLimited, Outcome::Failure, via)
+                .ip(ip)
+                .reason("ip_attempts")
+                .emit();
             Ok(false)
         }
         Err(e) => Err(e),

@@ -75,7 +75,11 @@ pub async fn password(
     role: Role,
     ctx: Context,
 ) -> Result<PasswordVerified, SignInError> {
-    let fail = |reason| Audit::new(Event::SignIn, Outcome::Failure, ctx.via).ip(ctx.ip).reason(reason);
+    let fail = |reason| {
+        Audit::new(Event::SignIn, Outcome::Failure, ctx.via)
+            .ip(ctx.ip)
+            .reason(reason)
+    };
     if !limits::allow_ip(app, ctx.ip, ctx.via).await? {
         return Err(SignInError::RateLimited);
     }
@@ -154,7 +158,10 @@ impl PasswordVerified {
             return Err(SignInError::NotConfigured);
         }
         accept_totp(app, &user, code, TotpStage::Active, ctx).await?;
-        Audit::new(Event::SignIn, Outcome::Success, ctx.via).user(user.id).ip(ctx.ip).emit();
+        Audit::new(Event::SignIn, Outcome::Success, ctx.via)
+            .user(user.id)
+            .ip(ctx.ip)
+            .emit();
         Ok(user)
     }
 }
@@ -180,14 +187,21 @@ pub async fn accept_totp(
     ctx: Context,
 ) -> Result<u64, SignInError> {
     let fail = |reason| {
-        Audit::new(Event::SecondFactor, Outcome::Failure, ctx.via).user(user.id).ip(ctx.ip).reason(reason)
+        Audit::new(Event::SecondFactor, Outcome::Failure, ctx.via)
+            .user(user.id)
+            .ip(ctx.ip)
+            .reason(reason)
     };
     let (sealed, state) = match (&user.totp, stage) {
         (Totp::Active { sealed }, TotpStage::Active) => (sealed, "active"),
         (Totp::Pending { sealed }, TotpStage::Pending) => (sealed, "pending"),
         _ => return Err(SignInError::NotConfigured),
     };
-    let secret = app.keys.sealer.open(sealed, &user.aad()).map_err(Fault::Crypto)?;
+    let secret = app
+        .keys
+        .sealer
+        .open(sealed, &user.aad())
+        .map_err(Fault::Crypto)?;
     let secret = TotpSecret::from_bytes(secret.expose().to_vec()).map_err(Fault::Crypto)?;
     let now = app.clock.now();
     let Some(step) = totp::verify(&secret, code, now, app.config.totp_window) else {
@@ -204,7 +218,11 @@ pub async fn accept_totp(
         Cond::eq(attr::TOTP_STATE, state),
         Cond::missing_or(attr::TOTP_STEP, CmpOp::Lt, step_n),
     ]);
-    match app.store.update(&profile_key(user.id), update, cond, now).await {
+    match app
+        .store
+        .update(&profile_key(user.id), update, cond, now)
+        .await
+    {
         Ok(_) => Ok(step),
         Err(StoreError::ConditionFailed { .. }) => {
             limits::attempt_failed(app, user, ctx.via, ctx.ip);
@@ -216,7 +234,12 @@ pub async fn accept_totp(
 }
 
 /// Confirms a pending authenticator secret with one code from it (first-time set-up).
-pub async fn activate_totp(app: &App, id: UserId, code: &str, ctx: Context) -> Result<(), SignInError> {
+pub async fn activate_totp(
+    app: &App,
+    id: UserId,
+    code: &str,
+    ctx: Context,
+) -> Result<(), SignInError> {
     let user = reserve_code_attempt(app, id, ctx).await?;
     match user.totp {
         Totp::Pending { .. } => {}
@@ -230,12 +253,20 @@ pub async fn activate_totp(app: &App, id: UserId, code: &str, ctx: Context) -> R
         }
     }
     accept_totp(app, &user, code, TotpStage::Pending, ctx).await?;
-    Audit::new(Event::FactorEnrolled, Outcome::Success, ctx.via).user(id).ip(ctx.ip).reason("totp").emit();
+    Audit::new(Event::FactorEnrolled, Outcome::Success, ctx.via)
+        .user(id)
+        .ip(ctx.ip)
+        .reason("totp")
+        .emit();
     Ok(())
 }
 
 /// Reserves an attempt for a code-only step (e.g. activating a factor with a token in hand).
-pub async fn reserve_code_attempt(app: &App, id: UserId, ctx: Context) -> Result<User, SignInError> {
+pub async fn reserve_code_attempt(
+    app: &App,
+    id: UserId,
+    ctx: Context,
+) -> Result<User, SignInError> {
     if !limits::allow_ip(app, ctx.ip, ctx.via).await? {
         return Err(SignInError::RateLimited);
     }

@@ -22,9 +22,9 @@ pub const NO_ROUTE: &str = "Request does not match any route.";
 pub const DECODING: &str = "Decoding error.";
 pub const REQUIRED: &str = "\"%fieldName\" is required. Enter and try again.";
 pub const SEVERAL_INPUT_ERRORS: &str = "One or more input exceptions have occurred.";
-pub const WRONG_TYPE: &str =
-    "The \"%fieldName\" value's type is invalid. The \"%type\" type was expected. Verify and try again.";
-pub const STORE_NOT_FOUND: &str = "The store that was requested wasn't found. Verify the store and try again.";
+pub const WRONG_TYPE: &str = "The \"%fieldName\" value's type is invalid. The \"%type\" type was expected. Verify and try again.";
+pub const STORE_NOT_FOUND: &str =
+    "The store that was requested wasn't found. Verify the store and try again.";
 pub const TOO_LARGE: &str = "The request body is too large.";
 pub const SEND_FAILED: &str = "Failed to send the message. Please contact the administrator";
 pub const BUSY: &str = "The service is temporarily unavailable. Please try again later.";
@@ -38,11 +38,17 @@ pub struct MagentoError {
 
 impl MagentoError {
     pub fn new(status: StatusCode, message: &str) -> Self {
-        Self { status, body: json!({ "message": message }) }
+        Self {
+            status,
+            body: json!({ "message": message }),
+        }
     }
 
     pub fn with_parameters(status: StatusCode, message: &str, parameters: Value) -> Self {
-        Self { status, body: json!({ "message": message, "parameters": parameters }) }
+        Self {
+            status,
+            body: json!({ "message": message, "parameters": parameters }),
+        }
     }
 
     pub fn sign_in_incorrect() -> Self {
@@ -50,7 +56,11 @@ impl MagentoError {
     }
 
     pub fn not_authorized(resource: &str) -> Self {
-        Self::with_parameters(StatusCode::UNAUTHORIZED, NOT_AUTHORIZED, json!({ "resources": resource }))
+        Self::with_parameters(
+            StatusCode::UNAUTHORIZED,
+            NOT_AUTHORIZED,
+            json!({ "resources": resource }),
+        )
     }
 
     pub fn no_route() -> Self {
@@ -64,20 +74,27 @@ impl MagentoError {
     pub fn body(err: BodyError) -> Self {
         match err {
             BodyError::TooLarge => Self::too_large(),
-            BodyError::Malformed | BodyError::NotAnObject => Self::new(StatusCode::BAD_REQUEST, DECODING),
+            BodyError::Malformed | BodyError::NotAnObject => {
+                Self::new(StatusCode::BAD_REQUEST, DECODING)
+            }
         }
     }
 
     /// Input errors, one or several, as Magento's validators word them.
     pub fn fields(errors: Vec<FieldError>) -> Self {
         let one = |e: &FieldError| match e {
-            FieldError::Missing(field) => json!({ "message": REQUIRED, "parameters": { "fieldName": field } }),
+            FieldError::Missing(field) => {
+                json!({ "message": REQUIRED, "parameters": { "fieldName": field } })
+            }
             FieldError::WrongType { field, expected } => {
                 json!({ "message": WRONG_TYPE, "parameters": { "fieldName": field, "type": expected } })
             }
         };
         match errors.as_slice() {
-            [single] => Self { status: StatusCode::BAD_REQUEST, body: one(single) },
+            [single] => Self {
+                status: StatusCode::BAD_REQUEST,
+                body: one(single),
+            },
             many => Self {
                 status: StatusCode::BAD_REQUEST,
                 body: json!({
@@ -112,8 +129,12 @@ impl MagentoError {
             | SignInError::RateLimited
             | SignInError::PasswordResetRequired => Self::sign_in_incorrect(),
             SignInError::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, INVALID_CODE),
-            SignInError::NotConfigured => Self::new(StatusCode::BAD_REQUEST, PROVIDER_NOT_CONFIGURED),
-            SignInError::AlreadyConfigured => Self::new(StatusCode::BAD_REQUEST, PROVIDER_ALREADY_CONFIGURED),
+            SignInError::NotConfigured => {
+                Self::new(StatusCode::BAD_REQUEST, PROVIDER_NOT_CONFIGURED)
+            }
+            SignInError::AlreadyConfigured => {
+                Self::new(StatusCode::BAD_REQUEST, PROVIDER_ALREADY_CONFIGURED)
+            }
             SignInError::Fault(f) => Self::fault(f),
         }
     }
@@ -145,7 +166,10 @@ fn report_id() -> String {
     if getrandom::fill(&mut bytes).is_err() {
         bytes.copy_from_slice(&n.to_le_bytes()[..6]);
     }
-    format!("webapi-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "webapi-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
 }
 
 #[cfg(test)]
@@ -174,7 +198,10 @@ mod tests {
 
     #[test]
     fn several_missing_fields_are_listed_in_order() {
-        let e = MagentoError::fields(vec![FieldError::Missing("username"), FieldError::Missing("password")]);
+        let e = MagentoError::fields(vec![
+            FieldError::Missing("username"),
+            FieldError::Missing("password"),
+        ]);
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert_eq!(
             body_text(e),

@@ -6,8 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{self, MagentoError};
 use super::{
-    INTEGRATIONS_RESOURCE, TFA_RESOURCE, issue_access_token, issue_tfa_token,
-    principal, tfa_token_user,
+    INTEGRATIONS_RESOURCE, TFA_RESOURCE, issue_access_token, issue_tfa_token, principal,
+    tfa_token_user,
 };
 use crate::app::App;
 use crate::config::MagentoTfa;
@@ -34,7 +34,9 @@ pub async fn dispatch(app: &App, route: &'static Route, params: &Params, req: &R
         "magento-tfat-user-providers" => tfat_providers(app, req, false).await,
         "magento-tfat-providers-to-activate" => tfat_providers(app, req, true).await,
         "magento-installed-providers" | "magento-forced-providers" => {
-            principal(app, req, TFA_RESOURCE).await?.require_admin(TFA_RESOURCE)?;
+            principal(app, req, TFA_RESOURCE)
+                .await?
+                .require_admin(TFA_RESOURCE)?;
             Ok(providers(&[GOOGLE]))
         }
         "magento-user-providers" => user_providers(app, req, params, false).await,
@@ -51,7 +53,10 @@ pub async fn dispatch(app: &App, route: &'static Route, params: &Params, req: &R
 // ---------------------------------------------------------------- input
 
 fn context(req: &Request) -> Context {
-    Context { ip: web::client_ip(req), via: VIA }
+    Context {
+        ip: web::client_ip(req),
+        via: VIA,
+    }
 }
 
 fn body(app: &App, req: &Request) -> Result<Map<String, Value>, MagentoError> {
@@ -59,7 +64,10 @@ fn body(app: &App, req: &Request) -> Result<Map<String, Value>, MagentoError> {
 }
 
 /// Required string fields, all checked before answering so every problem is named at once.
-fn required<const N: usize>(obj: &Map<String, Value>, names: [&'static str; N]) -> Result<[String; N], MagentoError> {
+fn required<const N: usize>(
+    obj: &Map<String, Value>,
+    names: [&'static str; N],
+) -> Result<[String; N], MagentoError> {
     let mut errors = Vec::new();
     let values = names.map(|name| match web::string_field(obj, name) {
         Ok(v) => v,
@@ -68,14 +76,23 @@ fn required<const N: usize>(obj: &Map<String, Value>, names: [&'static str; N]) 
             String::new()
         }
     });
-    if errors.is_empty() { Ok(values) } else { Err(MagentoError::fields(errors)) }
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(MagentoError::fields(errors))
+    }
 }
 
 fn user_id_param(params: &Params) -> Result<u64, MagentoError> {
     params
         .get("userId")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| MagentoError::fields(vec![FieldError::WrongType { field: "userId", expected: "int" }]))
+        .ok_or_else(|| {
+            MagentoError::fields(vec![FieldError::WrongType {
+                field: "userId",
+                expected: "int",
+            }])
+        })
 }
 
 fn query_param(req: &Request, name: &str) -> Option<String> {
@@ -107,7 +124,10 @@ fn provider(code: &str) -> Value {
 }
 
 fn providers(codes: &[&str]) -> Response {
-    web::json(StatusCode::OK, &codes.iter().map(|c| provider(c)).collect::<Vec<_>>())
+    web::json(
+        StatusCode::OK,
+        &codes.iter().map(|c| provider(c)).collect::<Vec<_>>(),
+    )
 }
 
 /// Magento's date-time format for entity timestamps (`2024-04-22 11:07:24`, UTC).
@@ -130,20 +150,32 @@ async fn admin_token(app: &App, req: &Request) -> Answer {
         .map_err(|e| MagentoError::sign_in(&e))?;
     let policy_requires = app.config.magento.tfa == MagentoTfa::Required;
     if !verified.user.needs_second_factor(policy_requires) {
-        let user = verified.complete(app).await.map_err(|e| MagentoError::sign_in(&e))?;
+        let user = verified
+            .complete(app)
+            .await
+            .map_err(|e| MagentoError::sign_in(&e))?;
         return ok(&issue_access_token(app, &user)?);
     }
     if verified.user.totp.is_active() {
-        verified.stop(app, "second_factor_required").await.map_err(|e| MagentoError::sign_in(&e))?;
+        verified
+            .stop(app, "second_factor_required")
+            .await
+            .map_err(|e| MagentoError::sign_in(&e))?;
         return Err(MagentoError::with_parameters(
             StatusCode::UNAUTHORIZED,
             errors::USE_PROVIDER,
             json!({ "active_providers": [GOOGLE] }),
         ));
     }
-    let user = verified.stop(app, "second_factor_not_configured").await.map_err(|e| MagentoError::sign_in(&e))?;
+    let user = verified
+        .stop(app, "second_factor_not_configured")
+        .await
+        .map_err(|e| MagentoError::sign_in(&e))?;
     send_configuration_email(app, &user).await?;
-    Err(MagentoError::new(StatusCode::UNAUTHORIZED, errors::MUST_CONFIGURE))
+    Err(MagentoError::new(
+        StatusCode::UNAUTHORIZED,
+        errors::MUST_CONFIGURE,
+    ))
 }
 
 async fn send_configuration_email(app: &App, user: &User) -> Result<(), MagentoError> {
@@ -214,10 +246,16 @@ async fn google_configure(app: &App, req: &Request) -> Answer {
     let setup = match accounts::begin_totp_setup(app, user.id).await {
         Ok(setup) => setup,
         Err(AccountError::AlreadyConfigured) => {
-            return Err(MagentoError::new(StatusCode::BAD_REQUEST, errors::PROVIDER_ALREADY_CONFIGURED));
+            return Err(MagentoError::new(
+                StatusCode::BAD_REQUEST,
+                errors::PROVIDER_ALREADY_CONFIGURED,
+            ));
         }
         Err(AccountError::NotFound) => {
-            return Err(MagentoError::new(StatusCode::UNAUTHORIZED, errors::INVALID_TFA_TOKEN));
+            return Err(MagentoError::new(
+                StatusCode::UNAUTHORIZED,
+                errors::INVALID_TFA_TOKEN,
+            ));
         }
         Err(AccountError::Fault(f)) => return Err(f.into()),
         Err(other) => {
@@ -236,7 +274,9 @@ async fn google_configure(app: &App, req: &Request) -> Answer {
 async fn google_activate(app: &App, req: &Request) -> Answer {
     let [tfa_token, otp] = required(&body(app, req)?, ["tfaToken", "otp"])?;
     let user = tfa_token_user(app, &tfa_token).await?;
-    signin::activate_totp(app, user.id, &otp, context(req)).await.map_err(|e| MagentoError::sign_in(&e))?;
+    signin::activate_totp(app, user.id, &otp, context(req))
+        .await
+        .map_err(|e| MagentoError::sign_in(&e))?;
     ok(&true)
 }
 
@@ -249,15 +289,24 @@ async fn tfat_providers(app: &App, req: &Request, to_activate: bool) -> Answer {
 }
 
 fn providers_of(user: &User, to_activate: bool) -> Response {
-    if to_activate && user.totp.is_active() { providers(&[]) } else { providers(&[GOOGLE]) }
+    if to_activate && user.totp.is_active() {
+        providers(&[])
+    } else {
+        providers(&[GOOGLE])
+    }
 }
 
 // ---------------------------------------------------------------- admin routes
 
 async fn user_providers(app: &App, req: &Request, params: &Params, to_activate: bool) -> Answer {
-    principal(app, req, TFA_RESOURCE).await?.require_admin(TFA_RESOURCE)?;
+    principal(app, req, TFA_RESOURCE)
+        .await?
+        .require_admin(TFA_RESOURCE)?;
     let id = user_id_param(params)?;
-    let user = accounts::get(app, id).await?.filter(|u| u.role == Role::Admin).ok_or_else(no_such_user)?;
+    let user = accounts::get(app, id)
+        .await?
+        .filter(|u| u.role == Role::Admin)
+        .ok_or_else(no_such_user)?;
     Ok(providers_of(&user, to_activate))
 }
 
@@ -268,10 +317,15 @@ fn no_such_user() -> MagentoError {
 /// `POST tfa/provider/{providerCode}/reset/{userId}`: what `bin/magento security:tfa:reset`
 /// does.
 async fn provider_reset(app: &App, req: &Request, params: &Params) -> Answer {
-    principal(app, req, TFA_RESOURCE).await?.require_admin(TFA_RESOURCE)?;
+    principal(app, req, TFA_RESOURCE)
+        .await?
+        .require_admin(TFA_RESOURCE)?;
     let id = user_id_param(params)?;
     if params.get("providerCode") != Some(GOOGLE) {
-        return Err(MagentoError::new(StatusCode::BAD_REQUEST, errors::PROVIDER_NOT_ALLOWED));
+        return Err(MagentoError::new(
+            StatusCode::BAD_REQUEST,
+            errors::PROVIDER_NOT_ALLOWED,
+        ));
     }
     match accounts::reset_totp(app, id, VIA).await {
         Ok(()) => ok(&true),
@@ -285,7 +339,9 @@ async fn provider_reset(app: &App, req: &Request, params: &Params) -> Answer {
 }
 
 async fn integration_create(app: &App, req: &Request) -> Answer {
-    principal(app, req, INTEGRATIONS_RESOURCE).await?.require_admin(INTEGRATIONS_RESOURCE)?;
+    principal(app, req, INTEGRATIONS_RESOURCE)
+        .await?
+        .require_admin(INTEGRATIONS_RESOURCE)?;
     let obj = body(app, req)?;
     let [name] = required(&obj, ["name"])?;
     let resources = web::optional_string_list(&obj, "resources")
@@ -313,7 +369,9 @@ async fn integration_create(app: &App, req: &Request) -> Answer {
 }
 
 async fn integration_delete(app: &App, req: &Request, params: &Params) -> Answer {
-    principal(app, req, INTEGRATIONS_RESOURCE).await?.require_admin(INTEGRATIONS_RESOURCE)?;
+    principal(app, req, INTEGRATIONS_RESOURCE)
+        .await?
+        .require_admin(INTEGRATIONS_RESOURCE)?;
     let raw = params.get("integrationId").unwrap_or_default();
     let not_found = || {
         MagentoError::with_parameters(
@@ -327,14 +385,19 @@ async fn integration_delete(app: &App, req: &Request, params: &Params) -> Answer
         Ok(()) => ok(&true),
         Err(IntegrationError::NotFound) => Err(not_found()),
         Err(IntegrationError::Fault(f)) => Err(f.into()),
-        Err(other) => Err(MagentoError::new(StatusCode::BAD_REQUEST, &other.to_string())),
+        Err(other) => Err(MagentoError::new(
+            StatusCode::BAD_REQUEST,
+            &other.to_string(),
+        )),
     }
 }
 
 // ---------------------------------------------------------------- customer routes
 
 async fn customers_me(app: &App, req: &Request) -> Answer {
-    let user = principal(app, req, super::SELF_RESOURCE).await?.require_customer()?;
+    let user = principal(app, req, super::SELF_RESOURCE)
+        .await?
+        .require_customer()?;
     ok(&json!({
         "id": user.id,
         "group_id": 1,
@@ -349,10 +412,15 @@ async fn customers_me(app: &App, req: &Request) -> Answer {
 }
 
 async fn revoke_customer_token(app: &App, req: &Request) -> Answer {
-    let user = principal(app, req, super::SELF_RESOURCE).await?.require_customer()?;
+    let user = principal(app, req, super::SELF_RESOURCE)
+        .await?
+        .require_customer()?;
     match accounts::revoke_tokens(app, user.id, VIA).await {
         Ok(()) | Err(AccountError::NotFound) => ok(&true),
         Err(AccountError::Fault(f)) => Err(f.into()),
-        Err(other) => Err(MagentoError::new(StatusCode::BAD_REQUEST, &other.to_string())),
+        Err(other) => Err(MagentoError::new(
+            StatusCode::BAD_REQUEST,
+            &other.to_string(),
+        )),
     }
 }

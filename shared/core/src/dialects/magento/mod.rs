@@ -35,7 +35,8 @@ const SELF_RESOURCE: &str = "self";
 pub async fn handle(app: &App, route: &'static Route, params: Params, req: Request) -> Response {
     if let Some(code) = params.get("store_code") {
         if !app.config.magento.store_codes.contains(code) {
-            return MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND).into_response();
+            return MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND)
+                .into_response();
         }
     }
     match handlers::dispatch(app, route, &params, &req).await {
@@ -111,7 +112,10 @@ async fn principal(app: &App, req: &Request, resource: &str) -> Result<Principal
     let claims: AccessClaims = match app.keys.verify_hs256(token, now, 0) {
         Ok(c) => c,
         Err(JwtError::Expired) => {
-            return Err(MagentoError::new(StatusCode::UNAUTHORIZED, errors::TOKEN_EXPIRED));
+            return Err(MagentoError::new(
+                StatusCode::UNAUTHORIZED,
+                errors::TOKEN_EXPIRED,
+            ));
         }
         Err(JwtError::Invalid) => return Err(MagentoError::not_authorized(resource)),
     };
@@ -133,20 +137,37 @@ fn issue_access_token(app: &App, user: &User) -> Result<String, MagentoError> {
         Role::Customer => (UTYPE_CUSTOMER, app.config.magento.customer_token_secs),
     };
     let iat = app.clock.now();
-    let claims = AccessClaims { uid: user.id, utypid, iat, exp: iat + lifetime };
-    app.keys.sign_hs256(&claims).map_err(|e| MagentoError::fault(&e.into()))
+    let claims = AccessClaims {
+        uid: user.id,
+        utypid,
+        iat,
+        exp: iat + lifetime,
+    };
+    app.keys
+        .sign_hs256(&claims)
+        .map_err(|e| MagentoError::fault(&e.into()))
 }
 
 fn issue_tfa_token(app: &App, user: &User) -> Result<String, MagentoError> {
     let iat = app.clock.now();
-    let claims = TfaClaims { uid: user.id, tfat: true, iat, exp: iat + app.config.magento.tfa_token_secs };
-    app.keys.sign_hs256(&claims).map_err(|e| MagentoError::fault(&e.into()))
+    let claims = TfaClaims {
+        uid: user.id,
+        tfat: true,
+        iat,
+        exp: iat + app.config.magento.tfa_token_secs,
+    };
+    app.keys
+        .sign_hs256(&claims)
+        .map_err(|e| MagentoError::fault(&e.into()))
 }
 
 /// The admin a configuration token was issued for.
 async fn tfa_token_user(app: &App, token: &str) -> Result<User, MagentoError> {
     let invalid = || MagentoError::new(StatusCode::UNAUTHORIZED, errors::INVALID_TFA_TOKEN);
-    let claims: TfaClaims = app.keys.verify_hs256(token, app.clock.now(), 0).map_err(|_| invalid())?;
+    let claims: TfaClaims = app
+        .keys
+        .verify_hs256(token, app.clock.now(), 0)
+        .map_err(|_| invalid())?;
     if !claims.tfat {
         return Err(invalid());
     }
