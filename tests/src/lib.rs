@@ -7,5 +7,7 @@
 )]
 
 pub mod audit;
+pub mod contract;
 pub mod harness;
 pub mod otp;
+pub mod stores;

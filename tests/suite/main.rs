@@ -9,3 +9,4 @@
 mod magento;
 mod openapi;
 mod readme;
+mod store_contract;

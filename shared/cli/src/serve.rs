@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use latchkey_core::App;
 use latchkey_core::config::Environment;
 use latchkey_core::web::{self, ClientIp};
@@ -62,6 +62,7 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
                         async move { Ok::<_, Infallible>(server.serve(req, peer).await) }
                     });
                     let conn = http1::Builder::new()
+                        .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(10))
                         .serve_connection(TokioIo::new(stream), service);
                     if let Err(e) = conn.await {

@@ -1,1 +1,4 @@
-//! Embedded adapters: the SQLite store and the local outbox.
+//! Embedded adapters for running latchkey without AWS: the SQLite store and the local outbox.
+
+pub mod outbox;
+pub mod store;

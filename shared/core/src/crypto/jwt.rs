@@ -60,13 +60,12 @@ fn check_times<C: DeserializeOwned>(
             return Err(JwtError::Invalid);
         }
     }
-    if let Some(nbf) = claims.get("nbf") {
-        if nbf
+    if let Some(nbf) = claims.get("nbf")
+        && nbf
             .as_i64()
             .is_none_or(|nbf| nbf > now.saturating_add(leeway))
-        {
-            return Err(JwtError::Invalid);
-        }
+    {
+        return Err(JwtError::Invalid);
     }
     if exp.saturating_add(leeway) <= now {
         return Err(JwtError::Expired);

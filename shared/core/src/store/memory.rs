@@ -6,7 +6,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Cond, Item, Key, Store, StoreError, TxOp, Update, validate_tx, validate_update};
+use super::{
+    Cond, Item, Key, Store, StoreError, TxOp, Update, validate_item, validate_tx, validate_update,
+};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -44,6 +46,7 @@ impl Store for MemoryStore {
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
+        validate_item(&item)?;
         let mut items = self.lock()?;
         check(&cond, live(&items, &item.key, now))?;
         items.insert(item.key.clone(), item);

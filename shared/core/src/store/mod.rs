@@ -422,6 +422,11 @@ pub fn validate_tx(ops: &[TxOp]) -> Result<(), StoreError> {
             ops.len()
         )));
     }
+    for op in ops {
+        if let TxOp::Put { item, .. } = op {
+            validate_item(item)?;
+        }
+    }
     let mut keys: Vec<&Key> = ops.iter().map(TxOp::key).collect();
     keys.sort();
     if keys.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
@@ -453,6 +458,20 @@ pub fn validate_update(update: &Update) -> Result<(), StoreError> {
     if names.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
         return Err(StoreError::Invalid(
             "update names one attribute twice".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an item's attribute names (every adapter refuses the reserved ones).
+pub fn validate_item(item: &Item) -> Result<(), StoreError> {
+    if item
+        .attrs
+        .keys()
+        .any(|k| k.is_empty() || RESERVED_ATTRS.contains(&k.as_str()))
+    {
+        return Err(StoreError::Invalid(
+            "items may not use the names pk, sk or expires_at".into(),
         ));
     }
     Ok(())

@@ -33,11 +33,10 @@ const INTEGRATIONS_RESOURCE: &str = "Magento_Integration::integrations";
 const SELF_RESOURCE: &str = "self";
 
 pub async fn handle(app: &App, route: &'static Route, params: Params, req: Request) -> Response {
-    if let Some(code) = params.get("store_code") {
-        if !app.config.magento.store_codes.contains(code) {
-            return MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND)
-                .into_response();
-        }
+    if let Some(code) = params.get("store_code")
+        && !app.config.magento.store_codes.contains(code)
+    {
+        return MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND).into_response();
     }
     match handlers::dispatch(app, route, &params, &req).await {
         Ok(res) => res,
