@@ -53,9 +53,11 @@ enum Command {
     Keys(admin::KeysCommand),
 }
 
-fn init_logging() {
+/// `serve` logs at `info` (its audit events included); admin commands only warn, so their own
+/// output stays readable. `LATCHKEY_LOG` overrides both.
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
@@ -65,7 +67,7 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
