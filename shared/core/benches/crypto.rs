@@ -4,12 +4,13 @@
 //!
 //! `cargo bench -p latchkey-core --bench crypto`
 
+#![allow(clippy::unwrap_used)] // a benchmark that cannot set up should stop loudly
 use criterion::{Criterion, criterion_group, criterion_main};
+use latchkey_core::crypto::SecretBytes;
 use latchkey_core::crypto::aead::Sealer;
 use latchkey_core::crypto::keys::{KeySet, KeySetFile};
 use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::crypto::totp::{self, TotpSecret};
-use latchkey_core::crypto::SecretBytes;
 use latchkey_core::ports::SystemRng;
 use serde_json::json;
 
@@ -17,23 +18,42 @@ const NOW: i64 = 1_900_000_000;
 
 fn benches(c: &mut Criterion) {
     let hasher = PasswordHasher::new(&SystemRng).unwrap();
-    let phc = hasher.hash("correct horse battery staple", &SystemRng).unwrap();
-    c.bench_function("password_verify_owasp", |b| b.iter(|| hasher.verify("correct horse battery staple", &phc)));
-    c.bench_function("password_verify_unknown_user", |b| b.iter(|| hasher.verify_unknown_user("correct horse battery staple")));
+    let phc = hasher
+        .hash("correct horse battery staple", &SystemRng)
+        .unwrap();
+    c.bench_function("password_verify_owasp", |b| {
+        b.iter(|| hasher.verify("correct horse battery staple", &phc))
+    });
+    c.bench_function("password_verify_unknown_user", |b| {
+        b.iter(|| hasher.verify_unknown_user("correct horse battery staple"))
+    });
 
     let secret = TotpSecret::generate(&SystemRng).unwrap();
     let code = totp::code_at(&secret, NOW - 30);
-    c.bench_function("totp_verify_window1", |b| b.iter(|| totp::verify(&secret, &code, NOW, 1)));
+    c.bench_function("totp_verify_window1", |b| {
+        b.iter(|| totp::verify(&secret, &code, NOW, 1))
+    });
 
     let keys = KeySet::from_file(&KeySetFile::generate(&SystemRng).unwrap()).unwrap();
     let claims = json!({"uid": 1, "utypid": 2, "iat": NOW, "exp": NOW + 3600});
-    c.bench_function("hs256_sign", |b| b.iter(|| keys.sign_hs256(&claims).unwrap()));
+    c.bench_function("hs256_sign", |b| {
+        b.iter(|| keys.sign_hs256(&claims).unwrap())
+    });
     let token = keys.sign_hs256(&claims).unwrap();
-    c.bench_function("hs256_verify", |b| b.iter(|| keys.verify_hs256::<serde_json::Value>(&token, NOW, 0).unwrap()));
+    c.bench_function("hs256_verify", |b| {
+        b.iter(|| {
+            keys.verify_hs256::<serde_json::Value>(&token, NOW, 0)
+                .unwrap()
+        })
+    });
 
     let sealer = Sealer::new(vec![("k1".into(), SecretBytes::new(vec![7; 32]))], "k1").unwrap();
-    let sealed = sealer.seal(secret.as_bytes(), b"latchkey:totp:1", &SystemRng).unwrap();
-    c.bench_function("aead_open_totp_secret", |b| b.iter(|| sealer.open(&sealed, b"latchkey:totp:1").unwrap()));
+    let sealed = sealer
+        .seal(secret.as_bytes(), b"latchkey:totp:1", &SystemRng)
+        .unwrap();
+    c.bench_function("aead_open_totp_secret", |b| {
+        b.iter(|| sealer.open(&sealed, b"latchkey:totp:1").unwrap())
+    });
 }
 
 criterion_group! {

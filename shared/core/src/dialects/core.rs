@@ -59,3 +59,7 @@ pub fn too_large() -> Response {
         "Request body is too large.",
     )
 }
+
+pub fn bad_request(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "bad_request", message)
+}

@@ -39,3 +39,14 @@ pub fn too_large(dialect: Dialect) -> Response {
         Dialect::Magento => magento::too_large(),
     }
 }
+
+/// The answer to a Lambda event that is not an HTTP request at all.
+pub fn bad_event(dialect: Dialect) -> Response {
+    const WHY: &str = "The event is not an API Gateway HTTP API (payload 2.0) request.";
+    match dialect {
+        Dialect::Core => core::bad_request(WHY),
+        Dialect::Magento => {
+            magento::MagentoError::new(http::StatusCode::BAD_REQUEST, WHY).into_response()
+        }
+    }
+}
