@@ -25,3 +25,44 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, String, tempfile::TempDir) {
     let store = SqliteStore::open(&dir.path().join("latchkey.db")).expect("open sqlite store");
     (Arc::new(store), namespace(), dir)
 }
+
+/// The local AWS emulator `./scripts/test` starts (`moto_server`), as `LATCHKEY_TEST_AWS_ENDPOINT`.
+pub fn aws_endpoint() -> String {
+    std::env::var("LATCHKEY_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "LATCHKEY_TEST_AWS_ENDPOINT is not set: run the tests with ./scripts/test, which starts moto_server"
+        )
+    })
+}
+
+/// AWS clients pointed at the emulator, with dummy credentials and a fixed region.
+pub async fn aws_clients() -> latchkey_aws::clients::AwsClients {
+    let config = latchkey_aws::clients::base_config()
+        .endpoint_url(aws_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "latchkey-tests",
+        ))
+        .load()
+        .await;
+    latchkey_aws::clients::AwsClients::from_config(&config)
+}
+
+/// A DynamoDB store on the emulator: one table per test process, created on first use.
+pub async fn dynamodb_table(table: &str) -> latchkey_aws::dynamodb::DynamoStore {
+    let store = latchkey_aws::dynamodb::DynamoStore::new(aws_clients().await.dynamodb, table);
+    store
+        .create_table_if_missing()
+        .await
+        .expect("create the test table on moto_server");
+    store
+}
+
+pub async fn dynamodb_store() -> (Arc<dyn Store>, String, ()) {
+    let table = format!("latchkey-contract-{}", std::process::id());
+    (Arc::new(dynamodb_table(&table).await), namespace(), ())
+}

@@ -16,6 +16,11 @@ mod embedded {
     latchkey_tests::store_contract_suite!(latchkey_tests::stores::sqlite_store().await);
 }
 
+/// DynamoDB through `moto_server` (`./scripts/test` starts it).
+mod dynamodb {
+    latchkey_tests::store_contract_suite!(latchkey_tests::stores::dynamodb_store().await);
+}
+
 #[tokio::test]
 async fn the_embedded_store_persists_across_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,5 @@
+//! `GET /health` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("health")
+}

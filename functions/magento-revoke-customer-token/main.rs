@@ -1,0 +1,5 @@
+//! `POST /rest/V1/integration/customer/revoke-customer-token` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("magento-revoke-customer-token")
+}

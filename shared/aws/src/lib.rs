@@ -1,0 +1,9 @@
+//! latchkey on AWS: the DynamoDB store, SES mail, SNS SMS, keys from SSM, and the glue that
+//! runs one route as one Lambda function.
+
+pub mod clients;
+pub mod dynamodb;
+pub mod keys;
+pub mod lambda;
+pub mod send;
+pub mod setup;

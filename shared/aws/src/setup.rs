@@ -1,0 +1,103 @@
+//! Building the application on AWS: DynamoDB store, SES mail, SNS SMS, keys from the
+//! environment or SSM. Used by every Lambda function and by `latchkey --store dynamodb`.
+
+use std::sync::Arc;
+
+use latchkey_core::config::{Config, Environment};
+use latchkey_core::crypto::keys::{KeySet, KeySetFile};
+use latchkey_core::crypto::password::PasswordHasher;
+use latchkey_core::ports::{SystemClock, SystemRng};
+use latchkey_core::{App, Deps};
+
+use crate::clients::AwsClients;
+use crate::dynamodb::DynamoStore;
+use crate::keys::load_key_set_json;
+use crate::send::{SesMailer, SnsSms};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The key set from `LATCHKEY_KEYS`, `LATCHKEY_KEYS_FILE` or `LATCHKEY_KEYS_SSM_PARAMETER`, in
+/// that order. `Ok(None)` when none is set.
+pub async fn key_set_from_env(
+    ssm: &aws_sdk_ssm::Client,
+) -> Result<Option<(KeySetFile, String)>, String> {
+    let (json, origin) = if let Some(json) = env("LATCHKEY_KEYS") {
+        (json, "LATCHKEY_KEYS".to_owned())
+    } else if let Some(path) = env("LATCHKEY_KEYS_FILE") {
+        (
+            std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?,
+            path,
+        )
+    } else if let Some(name) = env("LATCHKEY_KEYS_SSM_PARAMETER") {
+        (
+            load_key_set_json(ssm, &name).await?,
+            format!("SSM parameter {name}"),
+        )
+    } else {
+        return Ok(None);
+    };
+    let file = KeySetFile::from_json(&json).map_err(|e| format!("{origin}: {e}"))?;
+    Ok(Some((file, origin)))
+}
+
+/// Checks keys against the environment: production refuses development keys.
+pub fn accept_keys(file: &KeySetFile, origin: &str, env: Environment) -> Result<KeySet, String> {
+    if env == Environment::Production && file.is_development() {
+        return Err(format!(
+            "production refuses development keys (from {origin}); generate real ones with `latchkey keys generate --production`"
+        ));
+    }
+    KeySet::from_file(file).map_err(|e| format!("keys from {origin}: {e}"))
+}
+
+/// The DynamoDB store named by `LATCHKEY_TABLE` (default `latchkey`).
+pub fn store(clients: &AwsClients) -> DynamoStore {
+    DynamoStore::new(
+        clients.dynamodb.clone(),
+        env("LATCHKEY_TABLE").unwrap_or_else(|| "latchkey".into()),
+    )
+}
+
+/// The whole application over AWS, as a Lambda function builds it at cold start.
+pub async fn aws_app_from_env() -> Result<App, String> {
+    let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
+    let clients = AwsClients::from_env().await;
+    let (file, origin) = key_set_from_env(&clients.ssm).await?.ok_or(
+        "no keys: set LATCHKEY_KEYS_SSM_PARAMETER (or LATCHKEY_KEYS / LATCHKEY_KEYS_FILE)",
+    )?;
+    let keys = accept_keys(&file, &origin, config.environment)?;
+    let store = store(&clients);
+    // Open the TLS connection now, during init, not during the first request.
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, "DynamoDB warm-up call failed; continuing");
+    }
+    let mailer = SesMailer::new(clients.sesv2.clone(), config.mail_from.clone());
+    let sms = SnsSms::new(clients.sns.clone(), env("LATCHKEY_SMS_SENDER_ID"));
+    let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
+    Ok(App::new(Deps {
+        store: Arc::new(store),
+        mailer: Arc::new(mailer),
+        sms: Arc::new(sms),
+        clock: Arc::new(SystemClock),
+        rng: Arc::new(SystemRng),
+        keys: Arc::new(keys),
+        config,
+        hasher,
+    }))
+}
+
+/// JSON logs for CloudWatch (`LATCHKEY_LOG` filter, default `info`), without ANSI colours.
+pub fn init_json_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_ansi(false)
+        .without_time()
+        .with_target(true)
+        .try_init();
+}
