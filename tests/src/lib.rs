@@ -10,4 +10,5 @@ pub mod audit;
 pub mod contract;
 pub mod harness;
 pub mod otp;
+pub mod recording;
 pub mod stores;

@@ -6,7 +6,9 @@
     clippy::indexing_slicing
 )]
 
+mod aws;
 mod magento;
 mod openapi;
 mod readme;
 mod store_contract;
+mod template;

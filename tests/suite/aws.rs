@@ -1,0 +1,410 @@
+//! The Magento flow on DynamoDB (through `moto_server`): every route, its DynamoDB calls per
+//! request against the budget table in `infra/TABLE.md`, and the table actions it needs
+//! against its least-privilege policy in `template.yaml`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use latchkey_aws::dynamodb::DynamoStore;
+use latchkey_core::identity::users::Role;
+use latchkey_core::routes;
+use latchkey_tests::harness::{T0, TestApp, tfa_token_from};
+use latchkey_tests::otp;
+use latchkey_tests::recording::RecordingStore;
+use latchkey_tests::stores::{dynamodb_table, namespace};
+use serde_json::json;
+
+use crate::template::{self, Template};
+
+/// One request of the walk, measured.
+struct Measured {
+    route: &'static str,
+    scenario: &'static str,
+    calls: usize,
+}
+
+struct Walk {
+    t: TestApp,
+    dynamo: DynamoStore,
+    recorder: Arc<RecordingStore>,
+    measured: Vec<Measured>,
+    actions: BTreeMap<&'static str, BTreeSet<&'static str>>,
+}
+
+impl Walk {
+    async fn new() -> Self {
+        let dynamo = dynamodb_table(&format!("latchkey-walk-{}", namespace())).await;
+        let recorder = Arc::new(RecordingStore::new(Arc::new(dynamo.clone())));
+        let t = TestApp::with(recorder.clone(), &[]);
+        Self {
+            t,
+            dynamo,
+            recorder,
+            measured: Vec::new(),
+            actions: BTreeMap::new(),
+        }
+    }
+
+    /// Makes one request, checks its status, and records what it cost.
+    async fn step(
+        &mut self,
+        scenario: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        bearer: Option<&str>,
+        status: StatusCode,
+    ) -> latchkey_tests::harness::Reply {
+        let bare = path.split('?').next().unwrap_or(path);
+        let route = match routes::lookup(&method, bare) {
+            routes::Lookup::Found(route, _) => route.name,
+            other => panic!("{method} {path} is not a route: {other:?}"),
+        };
+        self.recorder.take();
+        let before = self.dynamo.calls();
+        let reply = self.t.call(method, path, body, bearer).await;
+        assert_eq!(reply.status, status, "{scenario}: {}", reply.text);
+        self.measured.push(Measured {
+            route,
+            scenario,
+            calls: self.dynamo.calls() - before,
+        });
+        self.actions
+            .entry(route)
+            .or_default()
+            .extend(self.recorder.take().actions);
+        reply
+    }
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Walks every route, successes and refusals, on DynamoDB.
+async fn walk() -> Walk {
+    let mut w = Walk::new().await;
+    let (admin, secret) = w.t.add_admin_with_totp("shopadmin", PASSWORD).await;
+    let newcomer =
+        w.t.add_user("newadmin", "newadmin@example.com", PASSWORD, Role::Admin)
+            .await;
+    w.t.add_user("buyer", "buyer@example.com", PASSWORD, Role::Customer)
+        .await;
+    let creds = |user: &str, password: &str| json!({"username": user, "password": password});
+
+    let get = Method::GET;
+    let post = Method::POST;
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    let ok = StatusCode::OK;
+
+    for (path, scenario) in [
+        ("/health", "ready"),
+        ("/openapi.json", "document"),
+        ("/.well-known/jwks.json", "key set"),
+    ] {
+        w.step(scenario, get.clone(), path, None, None, ok).await;
+    }
+
+    let token_path = "/rest/V1/integration/admin/token";
+    let body = creds("shopadmin", "wrong").to_string();
+    w.step(
+        "wrong password",
+        post.clone(),
+        token_path,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = creds("nobody", PASSWORD).to_string();
+    w.step(
+        "unknown user",
+        post.clone(),
+        token_path,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = creds("shopadmin", PASSWORD).to_string();
+    w.step(
+        "2FA on: names the provider",
+        post.clone(),
+        token_path,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = creds("newadmin", PASSWORD).to_string();
+    w.step(
+        "2FA not set up: emails a tfaToken",
+        post.clone(),
+        token_path,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let email =
+        w.t.last_email_to("newadmin@example.com")
+            .expect("set-up email");
+    let tfa = tfa_token_from(&email.text);
+
+    let configure = "/rest/V1/tfa/provider/google/configure";
+    let body = json!({ "tfaToken": tfa }).to_string();
+    let r = w
+        .step(
+            "secret and QR code",
+            post.clone(),
+            configure,
+            Some(&body),
+            None,
+            ok,
+        )
+        .await;
+    let new_secret = r.json["secret_code"].as_str().expect("secret").to_owned();
+    let body = json!({ "tfaToken": "not-a-token" }).to_string();
+    w.step(
+        "bad tfaToken",
+        post.clone(),
+        configure,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    for (path, scenario) in [
+        ("/rest/V1/tfa/tfat-providers-to-activate", "by tfaToken"),
+        ("/rest/V1/tfa/tfat-user-providers", "by tfaToken"),
+    ] {
+        let good = format!("{path}?tfaToken={tfa}");
+        w.step(scenario, get.clone(), &good, None, None, ok).await;
+        let bad = format!("{path}?tfaToken=forged");
+        w.step("bad tfaToken", get.clone(), &bad, None, None, unauthorized)
+            .await;
+    }
+
+    let activate = "/rest/V1/tfa/provider/google/activate";
+    let body = json!({ "tfaToken": tfa, "otp": "000000" }).to_string();
+    w.step(
+        "wrong code",
+        post.clone(),
+        activate,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = json!({ "tfaToken": tfa, "otp": otp::totp(&new_secret, T0) }).to_string();
+    w.step("right code", post.clone(), activate, Some(&body), None, ok)
+        .await;
+
+    let authenticate = "/rest/V1/tfa/provider/google/authenticate";
+    let mut body = creds("shopadmin", PASSWORD);
+    body["otp"] = json!("000000");
+    w.step(
+        "wrong code",
+        post.clone(),
+        authenticate,
+        Some(&body.to_string()),
+        None,
+        unauthorized,
+    )
+    .await;
+    body["otp"] = json!(otp::totp(&secret, T0));
+    let r = w
+        .step(
+            "right code: token",
+            post.clone(),
+            authenticate,
+            Some(&body.to_string()),
+            None,
+            ok,
+        )
+        .await;
+    let token = r.json.as_str().expect("token").to_owned();
+    w.step(
+        "replayed code",
+        post.clone(),
+        authenticate,
+        Some(&body.to_string()),
+        None,
+        unauthorized,
+    )
+    .await;
+
+    let admin_reads = [
+        "/rest/V1/tfa/installed-providers".to_owned(),
+        "/rest/V1/tfa/forced-providers".to_owned(),
+        format!("/rest/V1/tfa/user-providers/{}", admin.id),
+        format!("/rest/default/V1/tfa/providers-to-activate/{}", admin.id),
+    ];
+    for path in &admin_reads {
+        w.step("admin token", get.clone(), path, None, Some(&token), ok)
+            .await;
+        w.step(
+            "bad token",
+            get.clone(),
+            path,
+            None,
+            Some("forged.token.here"),
+            unauthorized,
+        )
+        .await;
+    }
+
+    let reset = format!("/rest/V1/tfa/provider/google/reset/{}", newcomer.id);
+    w.step("admin token", post.clone(), &reset, None, Some(&token), ok)
+        .await;
+
+    let integrations = "/rest/V1/integrations";
+    let body = r#"{"name":"ERP","resources":["Magento_TwoFactorAuth::tfa"]}"#;
+    let r = w
+        .step(
+            "admin token",
+            post.clone(),
+            integrations,
+            Some(body),
+            Some(&token),
+            ok,
+        )
+        .await;
+    let erp = r.json["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let erp_id = r.json["id"].as_u64().expect("id");
+    w.step(
+        "integration token",
+        get.clone(),
+        "/rest/V1/tfa/installed-providers",
+        None,
+        Some(&erp),
+        ok,
+    )
+    .await;
+    let path = format!("{integrations}/{erp_id}");
+    w.step("admin token", Method::DELETE, &path, None, Some(&token), ok)
+        .await;
+
+    let customer_token = "/rest/V1/integration/customer/token";
+    let body = creds("buyer@example.com", PASSWORD).to_string();
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            customer_token,
+            Some(&body),
+            None,
+            ok,
+        )
+        .await;
+    let customer = r.json.as_str().expect("customer token").to_owned();
+    let body = creds("buyer@example.com", "wrong").to_string();
+    w.step(
+        "wrong password",
+        post.clone(),
+        customer_token,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let me = "/rest/V1/customers/me";
+    w.step("customer token", get.clone(), me, None, Some(&customer), ok)
+        .await;
+    w.step(
+        "admin token",
+        get.clone(),
+        me,
+        None,
+        Some(&token),
+        unauthorized,
+    )
+    .await;
+    let revoke = "/rest/V1/integration/customer/revoke-customer-token";
+    w.step(
+        "customer token",
+        post.clone(),
+        revoke,
+        None,
+        Some(&customer),
+        ok,
+    )
+    .await;
+    w.step(
+        "revoked token",
+        get.clone(),
+        me,
+        None,
+        Some(&customer),
+        unauthorized,
+    )
+    .await;
+    w
+}
+
+/// The rows of the call-budget table, as `infra/TABLE.md` lists them.
+fn budget_rows(measured: &[Measured]) -> Vec<String> {
+    measured
+        .iter()
+        .map(|m| format!("| `{}` | {} | {} |", m.route, m.scenario, m.calls))
+        .collect()
+}
+
+fn documented_rows() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/TABLE.md");
+    let text = std::fs::read_to_string(path).expect("infra/TABLE.md");
+    let section = text
+        .split("<!-- calls-per-request -->")
+        .nth(1)
+        .expect("TABLE.md has a calls-per-request section");
+    section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_on_dynamodb_within_its_call_budget_and_its_policy() {
+    let w = walk().await;
+
+    // Every route was walked.
+    let walked: BTreeSet<&str> = w.measured.iter().map(|m| m.route).collect();
+    for route in routes::ROUTES {
+        assert!(
+            walked.contains(route.name),
+            "the walk misses {}",
+            route.name
+        );
+    }
+
+    // DynamoDB calls per request are exactly what infra/TABLE.md documents.
+    let rows = budget_rows(&w.measured);
+    let documented = documented_rows();
+    assert_eq!(
+        rows,
+        documented,
+        "DynamoDB calls per request changed; measured:\n{}",
+        rows.join("\n")
+    );
+
+    // Each function's table actions in template.yaml are exactly what its route needed.
+    let template = Template::load();
+    for route in routes::ROUTES {
+        let mut needed: BTreeSet<String> = w
+            .actions
+            .get(route.name)
+            .map(|a| a.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        // The warm-up read every function makes in its init (`DynamoStore::ping`).
+        needed.insert("dynamodb:GetItem".into());
+        let granted = template.table_actions(&template::logical_id(route.name));
+        assert_eq!(
+            granted, needed,
+            "{}: the template's DynamoDB actions differ from what the route uses",
+            route.name
+        );
+    }
+}
