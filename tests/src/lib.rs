@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod contract;
 pub mod harness;
+pub mod independent;
 pub mod otp;
 pub mod recording;
 pub mod stores;

@@ -7,6 +7,7 @@
 )]
 
 mod aws;
+mod lambda;
 mod magento;
 mod openapi;
 mod readme;

@@ -73,6 +73,16 @@ pub async fn aws_app_from_env() -> Result<App, String> {
     if let Err(e) = store.ping().await {
         tracing::warn!(error = %e, "DynamoDB warm-up call failed; continuing");
     }
+    app(config, &clients, store, keys)
+}
+
+/// The application over `store`, mailing through SES and texting through SNS.
+pub fn app(
+    config: Config,
+    clients: &AwsClients,
+    store: DynamoStore,
+    keys: KeySet,
+) -> Result<App, String> {
     let mailer = SesMailer::new(clients.sesv2.clone(), config.mail_from.clone());
     let sms = SnsSms::new(clients.sns.clone(), env("LATCHKEY_SMS_SENDER_ID"));
     let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;

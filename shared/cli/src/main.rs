@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! latchkey serve [--addr 127.0.0.1:8080] [--data-dir ./.latchkey]
+//! latchkey [--store dynamodb --table NAME [--create-table]] serve | user ... | integration ...
 //! latchkey user add --username U --email E --password P --role admin|customer [--totp-secret B32] [--phone +E164] [--store-id N]
 //! latchkey user list | set-password | require-password-reset | unlock | totp enroll|reset | set-phone
 //!               | enable-2fa | disable-2fa | enable | disable | revoke-tokens
@@ -36,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve every route locally, on the embedded store.
+    /// Serve every route over HTTP (on the embedded store unless `--store dynamodb`).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]

@@ -14,8 +14,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use latchkey_core::App;
 use latchkey_core::config::Environment;
+use latchkey_core::ports::Clock;
 use latchkey_core::web::{self, ClientIp};
 use latchkey_embedded::outbox::{self, Outbox};
+use latchkey_embedded::store::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::setup::Local;
@@ -23,8 +25,8 @@ use crate::setup::Local;
 /// Everything a connection needs.
 struct Server {
     app: App,
-    outbox: Arc<Outbox>,
-    dev_pages: bool,
+    /// The local outbox, shown at `/_dev/outbox` in development.
+    outbox: Option<Arc<Outbox>>,
 }
 
 pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
@@ -33,15 +35,20 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("listening on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let dev_pages = local.app.config.environment == Environment::Development;
-    tracing::info!(
-        "latchkey listening on http://{bound} (embedded store in {}; outbox at http://{bound}/_dev/outbox)",
-        local.data_dir.display()
-    );
-    spawn_sweeper(&local);
+    let outbox = local.outbox.filter(|_| dev_pages);
+    match outbox {
+        Some(_) => tracing::info!(
+            "latchkey listening on http://{bound} ({}; outbox at http://{bound}/_dev/outbox)",
+            local.location
+        ),
+        None => tracing::info!("latchkey listening on http://{bound} ({})", local.location),
+    }
+    if let Some(store) = local.sqlite {
+        spawn_sweeper(store, local.app.clock.clone());
+    }
     let server = Arc::new(Server {
         app: local.app,
-        outbox: local.outbox,
-        dev_pages,
+        outbox,
     });
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -92,15 +99,15 @@ impl Server {
         };
         parts.extensions.insert(ClientIp(peer.ip()));
         let req = http::Request::from_parts(parts, body);
-        let res = match (req.method(), req.uri().path()) {
-            (&Method::GET, "/_dev/outbox") if self.dev_pages => web::with_type(
+        let res = match (req.method(), req.uri().path(), &self.outbox) {
+            (&Method::GET, "/_dev/outbox", Some(local)) => web::with_type(
                 StatusCode::OK,
-                Bytes::from(outbox::render_html(&self.outbox.read())),
+                Bytes::from(outbox::render_html(&local.read())),
                 "text/html; charset=utf-8",
             ),
-            (&Method::GET, "/_dev/outbox.json") if self.dev_pages => web::with_type(
+            (&Method::GET, "/_dev/outbox.json", Some(local)) => web::with_type(
                 StatusCode::OK,
-                Bytes::from(outbox::render_json(&self.outbox.read())),
+                Bytes::from(outbox::render_json(&local.read())),
                 "application/json",
             ),
             _ => self.app.handle(req).await,
@@ -114,9 +121,7 @@ fn into_hyper(res: web::Response) -> http::Response<Full<Bytes>> {
 }
 
 /// Deletes expired items now and then (reads already ignore them; this keeps the file small).
-fn spawn_sweeper(local: &Local) {
-    let store = local.store.clone();
-    let clock = local.app.clock.clone();
+fn spawn_sweeper(store: Arc<SqliteStore>, clock: Arc<dyn Clock>) {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(600));
         loop {

@@ -13,6 +13,16 @@ use latchkey_embedded::store::SqliteStore;
 
 use crate::keys;
 
+/// Which store the commands work on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// SQLite under `--data-dir`: nothing to set up.
+    Embedded,
+    /// The DynamoDB table `--table`, with the AWS settings of the environment (region,
+    /// credentials, `AWS_ENDPOINT_URL`); mail goes out through SES, SMS through SNS.
+    Dynamodb,
+}
+
 /// What the commands share: where data lives.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
@@ -24,29 +34,49 @@ pub struct StoreArgs {
         global = true
     )]
     pub data_dir: PathBuf,
+    /// `embedded` (local SQLite) or `dynamodb` (a deployed stack's table).
+    #[arg(
+        long,
+        value_enum,
+        env = "LATCHKEY_STORE",
+        default_value = "embedded",
+        global = true
+    )]
+    pub store: StoreKind,
+    /// DynamoDB table, with `--store dynamodb` (the stack's `TableName` output).
+    #[arg(
+        long,
+        env = "LATCHKEY_TABLE",
+        default_value = "latchkey",
+        global = true
+    )]
+    pub table: String,
+    /// With `--store dynamodb`: create the table (on demand, TTL on) if it does not exist,
+    /// for a local emulator. Deployed stacks create theirs from `template.yaml`.
+    #[arg(long, global = true)]
+    pub create_table: bool,
 }
 
 /// A ready application and the local pieces the server also needs.
 pub struct Local {
     pub app: App,
-    pub store: Arc<SqliteStore>,
-    pub outbox: Arc<Outbox>,
-    pub data_dir: PathBuf,
+    /// The embedded store, which the server sweeps now and then (DynamoDB has TTL).
+    pub sqlite: Option<Arc<SqliteStore>>,
+    /// The local outbox, when mail and SMS stay on this machine.
+    pub outbox: Option<Arc<Outbox>>,
+    /// Where the data is, for the start-up line.
+    pub location: String,
 }
 
 pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
+    if args.store == StoreKind::Dynamodb {
+        return on_dynamodb(args, config).await;
+    }
     let data_dir = args.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
-    let (key_file, origin) = keys::load(&data_dir, config.environment)?;
-    if matches!(origin, keys::Origin::Generated(_)) {
-        tracing::warn!(
-            "generated development keys in {} (development only: production needs LATCHKEY_KEYS)",
-            data_dir.join("keys.json").display()
-        );
-    }
-    let key_set = KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))?;
+    let key_set = key_set(&data_dir, &config)?;
     let store = Arc::new(open_store(&data_dir).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let outbox = Arc::new(Outbox::new(data_dir.join("outbox.jsonl"), clock.clone()));
@@ -63,9 +93,65 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     });
     Ok(Local {
         app,
-        store,
-        outbox,
-        data_dir,
+        sqlite: Some(store),
+        outbox: Some(outbox),
+        location: format!("embedded store in {}", data_dir.display()),
+    })
+}
+
+fn key_set(data_dir: &Path, config: &Config) -> Result<KeySet, String> {
+    let (key_file, origin) = keys::load(data_dir, config.environment)?;
+    if matches!(origin, keys::Origin::Generated(_)) {
+        tracing::warn!(
+            "generated development keys in {} (development only: production needs LATCHKEY_KEYS)",
+            data_dir.join("keys.json").display()
+        );
+    }
+    KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))
+}
+
+/// The application on DynamoDB + SES + SNS: keys from `LATCHKEY_KEYS_SSM_PARAMETER` as the
+/// functions read them, or else as for the embedded store.
+async fn on_dynamodb(args: &StoreArgs, config: Config) -> Result<Local, String> {
+    use latchkey_aws::{clients::AwsClients, dynamodb::DynamoStore, setup};
+    let clients = AwsClients::from_env().await;
+    let key_set = match setup::key_set_from_env(&clients.ssm).await? {
+        Some((file, origin)) => setup::accept_keys(&file, &origin, config.environment)?,
+        // A local emulator's table: the development keys of the data dir will do.
+        None if args.create_table => {
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
+            key_set(&args.data_dir, &config)?
+        }
+        // A deployed stack's table: other keys would seal secrets and sign tokens that its
+        // functions cannot read.
+        None => {
+            return Err(
+                "--store dynamodb needs the stack's keys: set LATCHKEY_KEYS_SSM_PARAMETER to the stack's \
+                 KeysParameterName output (or LATCHKEY_KEYS / LATCHKEY_KEYS_FILE)"
+                    .into(),
+            );
+        }
+    };
+    let store = DynamoStore::new(clients.dynamodb.clone(), args.table.clone());
+    if args.create_table {
+        store
+            .create_table_if_missing()
+            .await
+            .map_err(|e| format!("creating table {}: {e}", args.table))?;
+    }
+    store.ping().await.map_err(|e| {
+        format!(
+            "DynamoDB table {}: {e} (check the AWS region and credentials, or pass --create-table for a local emulator)",
+            args.table
+        )
+    })?;
+    let location = format!("DynamoDB table {}", args.table);
+    Ok(Local {
+        app: setup::app(config, &clients, store, key_set)?,
+        sqlite: None,
+        outbox: None,
+        location,
     })
 }
 

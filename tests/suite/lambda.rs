@@ -1,0 +1,486 @@
+//! The real function binaries under the Lambda runtime emulator (`cargo lambda watch`), over
+//! DynamoDB and SES on `moto_server`: the Magento admin 2FA flow end to end over HTTP, the
+//! `events/` files through `cargo lambda invoke`, and malformed events answered with a 400.
+//! The first admin is created with `latchkey --store dynamodb`, as an operator would.
+//!
+//! `./scripts/test` builds the binaries first (`cargo build -p latchkey -p latchkey-functions`).
+#![allow(clippy::disallowed_methods)] // real processes and real time
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use latchkey_core::routes;
+use latchkey_tests::independent::{hmac_secret, pyjwt_verify};
+use latchkey_tests::otp;
+use latchkey_tests::stores::{aws_clients, aws_endpoint, namespace};
+use serde_json::{Value, json};
+
+const MAIL_FROM: &str = "latchkey@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+fn root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What the functions and the CLI get: the emulator's endpoint, dummy credentials, a table of
+/// this test's own, development keys from a file.
+struct Stack {
+    dir: tempfile::TempDir,
+    table: String,
+}
+
+impl Stack {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = cli_raw(&["keys", "generate"], &[]);
+        assert!(keys.status.success());
+        std::fs::write(dir.path().join("keys.json"), &keys.stdout).unwrap();
+        let stack = Self {
+            dir,
+            table: format!("latchkey-lambda-{}", namespace()),
+        };
+        let env: String = stack
+            .env()
+            .iter()
+            .map(|(k, v)| format!("{k}={v}\n"))
+            .collect();
+        std::fs::write(stack.env_file(), env).unwrap();
+        stack
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", aws_endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("LATCHKEY_ENV", "development".into()),
+            ("LATCHKEY_TABLE", self.table.clone()),
+            ("LATCHKEY_MAIL_FROM", MAIL_FROM.into()),
+            ("LATCHKEY_PUBLIC_URL", "https://auth.example.com".into()),
+            (
+                "LATCHKEY_KEYS_FILE",
+                self.dir.path().join("keys.json").display().to_string(),
+            ),
+        ]
+    }
+
+    fn env_file(&self) -> PathBuf {
+        self.dir.path().join("lambda.env")
+    }
+
+    fn keys(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.dir.path().join("keys.json")).unwrap()).unwrap()
+    }
+
+    /// `latchkey --store dynamodb --table <table> ...`
+    fn cli(&self, args: &[&str]) -> String {
+        let mut all = vec![
+            "--store",
+            "dynamodb",
+            "--table",
+            &self.table,
+            "--create-table",
+        ];
+        all.extend_from_slice(args);
+        let env: Vec<(&str, String)> = self.env();
+        let out = cli_raw(&all, &env);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "latchkey {all:?}: {text}");
+        text
+    }
+}
+
+fn cli_raw(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let bin = target_dir().join("debug/latchkey");
+    assert!(
+        bin.exists(),
+        "{} is missing: ./scripts/test builds it",
+        bin.display()
+    );
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_remove("LATCHKEY_KEYS")
+        .env_remove("LATCHKEY_KEYS_FILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// `cargo lambda watch` on a free port, serving every binary of `functions/`.
+struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // The emulator and the function processes it started share one process group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    async fn start(stack: &Stack) -> Self {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let mut cmd = Command::new("cargo");
+        // Cargo's own variables for this test (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...) would make
+        // the `cargo run` inside the emulator see changed build-script inputs (ring tracks
+        // CARGO_MANIFEST_DIR) and rebuild the SDK: minutes instead of milliseconds.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            let cargo_set = name.starts_with("CARGO_")
+                && !matches!(name.as_ref(), "CARGO_HOME" | "CARGO_TARGET_DIR")
+                && !name.starts_with("CARGO_TERM_");
+            if cargo_set || name.starts_with("NEXTEST") || name == "OUT_DIR" {
+                cmd.env_remove(name.as_ref());
+            }
+        }
+        let child = cmd
+            .args(["lambda", "watch", "--ignore-changes", "--quiet"])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &port.to_string()])
+            .arg("--env-file")
+            .arg(stack.env_file())
+            .current_dir(root().join("functions"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("cargo lambda is installed (./scripts/test installs it)");
+        let emulator = Self { child, port };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(emulator.url("health", "/health")).await
+                && r.status() == 200
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "cargo lambda watch did not serve the health function"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        emulator
+    }
+
+    /// The emulator's URL for `path` on `function`.
+    fn url(&self, function: &str, path: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{function}{path}", self.port)
+    }
+
+    async fn call(
+        &self,
+        function: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+    ) -> (u16, String) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), self.url(function, path));
+        if let Some(body) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
+    /// `cargo lambda invoke <function> --data-file <event>`: the function's raw answer.
+    fn invoke(&self, function: &str, event: &Path) -> Value {
+        let out = Command::new("cargo")
+            .args(["lambda", "invoke", function])
+            .args(["--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string()])
+            .arg("--data-file")
+            .arg(event)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "invoke {function}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{function} answered {}: {e}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Mail SES accepted, from the emulator's own record of it.
+async fn sent_mail(to: &str) -> Vec<Value> {
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == to)
+        .collect()
+}
+
+async fn verify_sender() {
+    aws_clients()
+        .await
+        .sesv2
+        .create_email_identity()
+        .email_identity(MAIL_FROM)
+        .send()
+        .await
+        .expect("verify the sender on moto_server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_magento_admin_flow_under_the_lambda_runtime() {
+    verify_sender().await;
+    let stack = Stack::new();
+    let admin_email = format!("admin-{}@example.com", namespace());
+    let out = stack.cli(&[
+        "user",
+        "add",
+        "--username",
+        "shopadmin",
+        "--email",
+        &admin_email,
+        "--password",
+        PASSWORD,
+        "--role",
+        "admin",
+    ]);
+    assert!(out.contains("created admin shopadmin"), "{out}");
+    let lambda = Emulator::start(&stack).await;
+
+    let creds = json!({"username": "shopadmin", "password": PASSWORD});
+    let token_path = "/rest/V1/integration/admin/token";
+    let (status, body) = lambda
+        .call(
+            "magento-admin-token",
+            "POST",
+            token_path,
+            Some(creds.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        r#"{"message":"You are required to configure personal Two-Factor Authorization in order to login. Please check your email."}"#
+    );
+    let mail = sent_mail(&admin_email).await;
+    assert_eq!(mail.len(), 1, "one set-up email through SES");
+    assert_eq!(mail[0]["source"], MAIL_FROM);
+    let text = mail[0]["body"].as_str().unwrap();
+    assert!(text.contains("https://auth.example.com/rest/V1/tfa/provider/google/configure"));
+    let tfa_token = latchkey_tests::harness::tfa_token_from(text);
+
+    let (status, body) = lambda
+        .call(
+            "magento-google-configure",
+            "POST",
+            "/rest/default/V1/tfa/provider/google/configure",
+            Some(json!({"tfaToken": tfa_token})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let configured: Value = serde_json::from_str(&body).unwrap();
+    let secret = configured["secret_code"].as_str().unwrap().to_owned();
+    assert!(configured["qr_code_base64"].as_str().unwrap().len() > 100);
+
+    let activated_at = now();
+    let code =
+        otp::oathtool(&secret, activated_at).unwrap_or_else(|| otp::totp(&secret, activated_at));
+    let (status, body) = lambda
+        .call(
+            "magento-google-activate",
+            "POST",
+            "/rest/V1/tfa/provider/google/activate",
+            Some(json!({"tfaToken": tfa_token, "otp": code})),
+            None,
+        )
+        .await;
+    assert_eq!((status, body.as_str()), (200, "true"));
+
+    let (status, body) = lambda
+        .call("magento-admin-token", "POST", token_path, Some(creds), None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        r#"{"message":"Please use the 2fa provider-specific endpoints to obtain a token.","parameters":{"active_providers":["google"]}}"#
+    );
+
+    // The activation code is spent; the next step's code is inside the ±1 window.
+    let authenticate = "/rest/V1/tfa/provider/google/authenticate";
+    let spent = json!({"username": "shopadmin", "password": PASSWORD, "otp": code});
+    let (status, body) = lambda
+        .call(
+            "magento-google-authenticate",
+            "POST",
+            authenticate,
+            Some(spent),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (401, r#"{"message":"Invalid code."}"#)
+    );
+    let next = activated_at + 30;
+    let code = otp::oathtool(&secret, next).unwrap_or_else(|| otp::totp(&secret, next));
+    let fresh = json!({"username": "shopadmin", "password": PASSWORD, "otp": code});
+    let (status, body) = lambda
+        .call(
+            "magento-google-authenticate",
+            "POST",
+            authenticate,
+            Some(fresh.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let token: String = serde_json::from_str(&body).unwrap();
+    let (status, replay) = lambda
+        .call(
+            "magento-google-authenticate",
+            "POST",
+            authenticate,
+            Some(fresh),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, replay.as_str()),
+        (401, r#"{"message":"Invalid code."}"#)
+    );
+
+    let claims = pyjwt_verify(&token, &hmac_secret(&stack.keys()));
+    assert_eq!(claims["utypid"], 2);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+    let (status, providers) = lambda
+        .call(
+            "magento-installed-providers",
+            "GET",
+            "/rest/V1/tfa/installed-providers",
+            None,
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 200, "{providers}");
+    assert!(providers.contains("\"google\""));
+    let (status, _) = lambda
+        .call(
+            "magento-installed-providers",
+            "GET",
+            "/rest/V1/tfa/installed-providers",
+            None,
+            Some("not-a-token"),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_function_answers_its_event_and_refuses_malformed_ones() {
+    let stack = Stack::new();
+    stack.cli(&["user", "list"]);
+    let lambda = Emulator::start(&stack).await;
+    let events = root().join("events");
+    for route in routes::ROUTES {
+        let event = events.join(format!("{}.json", route.name));
+        assert!(event.exists(), "events/{}.json is missing", route.name);
+        let answer = lambda.invoke(route.name, &event);
+        let status = answer["statusCode"].as_i64().unwrap();
+        assert!(
+            (200..500).contains(&status),
+            "{} answered its sample event with {answer}",
+            route.name
+        );
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap();
+        if status >= 400 {
+            assert!(body["message"].is_string(), "{}: {answer}", route.name);
+        }
+
+        let answer = lambda.invoke(route.name, &events.join("malformed.json"));
+        assert_eq!(answer["statusCode"], 400, "{}: {answer}", route.name);
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            body["message"],
+            "The event is not an API Gateway HTTP API (payload 2.0) request."
+        );
+    }
+}
+
+#[test]
+fn the_cli_on_a_stacks_table_refuses_to_run_without_the_stacks_keys() {
+    let stack = Stack::new();
+    let env: Vec<(&str, String)> = stack
+        .env()
+        .into_iter()
+        .filter(|(k, _)| *k != "LATCHKEY_KEYS_FILE")
+        .collect();
+    let out = cli_raw(
+        &[
+            "--store",
+            "dynamodb",
+            "--table",
+            &stack.table,
+            "user",
+            "list",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LATCHKEY_KEYS_SSM_PARAMETER"), "{err}");
+}
