@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod contract;
+pub mod fake_service;
 pub mod harness;
 pub mod independent;
 pub mod otp;

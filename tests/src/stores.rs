@@ -37,8 +37,13 @@ pub fn aws_endpoint() -> String {
 
 /// AWS clients pointed at the emulator, with dummy credentials and a fixed region.
 pub async fn aws_clients() -> latchkey_aws::clients::AwsClients {
+    aws_clients_at(&aws_endpoint()).await
+}
+
+/// AWS clients, configured as the functions configure theirs, pointed at `endpoint`.
+pub async fn aws_clients_at(endpoint: &str) -> latchkey_aws::clients::AwsClients {
     let config = latchkey_aws::clients::base_config()
-        .endpoint_url(aws_endpoint())
+        .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new(
             "testing",

@@ -408,3 +408,42 @@ async fn every_route_on_dynamodb_within_its_call_budget_and_its_policy() {
         );
     }
 }
+
+/// DynamoDB (JSON 1.0) throttling, and an empty `GetItem` answer.
+fn dynamodb_answers() -> (String, String) {
+    use latchkey_tests::fake_service::answer;
+    (
+        answer(
+            "400 Bad Request",
+            "content-type: application/x-amz-json-1.0\r\n",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"Rate of requests exceeds the allowed throughput."}"#,
+        ),
+        answer(
+            "200 OK",
+            "content-type: application/x-amz-json-1.0\r\n",
+            "{}",
+        ),
+    )
+}
+
+#[tokio::test]
+async fn throttled_dynamodb_is_retried_then_reported_busy_after_bounded_attempts() {
+    use latchkey_aws::clients::MAX_ATTEMPTS;
+    use latchkey_core::store::{Key, Store, StoreError};
+    use latchkey_tests::fake_service::ThrottlingService;
+    use latchkey_tests::stores::aws_clients_at;
+
+    let key = Key::new("USER#1", "PROFILE");
+    let service = ThrottlingService::start(2, dynamodb_answers()).await;
+    let store = DynamoStore::new(aws_clients_at(&service.url).await.dynamodb, "latchkey");
+    assert_eq!(store.get(&key, T0).await.unwrap(), None);
+    let bodies = service.bodies();
+    assert_eq!(bodies.len(), 3, "two throttled attempts, then the answer");
+    assert!(bodies.iter().all(|b| b == &bodies[0]));
+
+    let service = ThrottlingService::start(usize::MAX, dynamodb_answers()).await;
+    let store = DynamoStore::new(aws_clients_at(&service.url).await.dynamodb, "latchkey");
+    let err = store.get(&key, T0).await.unwrap_err();
+    assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
+    assert_eq!(service.bodies().len(), MAX_ATTEMPTS as usize);
+}

@@ -11,5 +11,6 @@ mod lambda;
 mod magento;
 mod openapi;
 mod readme;
+mod senders;
 mod store_contract;
 mod template;

@@ -5,20 +5,31 @@
 //! (unverified sender, bad address, suspended account) are [`SendError::Rejected`].
 
 use async_trait::async_trait;
+use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sns::types::MessageAttributeValue;
 use latchkey_core::ports::{Email, Mailer, SendError, Sms, SmsSender};
 
-fn classify<E: ProvideErrorMetadata, R>(
+/// Throttled, a server fault or unreachable: worth trying again later. The error codes are the
+/// SDK's own throttling and transient lists (what its retry strategy already retried), plus
+/// each service's documented codes for throttling and internal faults.
+fn classify<E: ProvideErrorMetadata>(
     service: &str,
-    err: &SdkError<E, R>,
-    retryable_codes: &[&str],
+    err: &SdkError<E, HttpResponse>,
+    service_retryable_codes: &[&str],
 ) -> SendError {
     match err {
         SdkError::ServiceError(_) => {
             let code = err.code().unwrap_or("Unknown");
-            if retryable_codes.contains(&code) {
+            let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+            let retryable = THROTTLING_ERRORS.contains(&code)
+                || TRANSIENT_ERRORS.contains(&code)
+                || service_retryable_codes.contains(&code)
+                || status == 429
+                || status >= 500;
+            if retryable {
                 SendError::Retryable(format!("{service}: {code}"))
             } else {
                 SendError::Rejected(format!("{service}: {code}"))
@@ -127,8 +138,10 @@ impl SmsSender for SnsSms {
                 "SNS",
                 &e,
                 &[
-                    "ThrottledException",
+                    "Throttled",
+                    "InternalError",
                     "InternalErrorException",
+                    "KMSThrottling",
                     "KMSThrottlingException",
                     "ServiceUnavailable",
                 ],

@@ -149,6 +149,11 @@ pub const DEPLOYMENT_SETTINGS: &[Setting] = &[
         doc: "Name of an SSM SecureString parameter holding the key set (read once per cold start).",
     },
     Setting {
+        name: "LATCHKEY_SMS_SENDER_ID",
+        default: "(unset)",
+        doc: "Sender ID of text messages sent through SNS, where the destination country allows one.",
+    },
+    Setting {
         name: "LATCHKEY_LOG",
         default: "info",
         doc: "Log filter (`tracing` env-filter syntax). Logs are JSON on Lambda, text locally.",
