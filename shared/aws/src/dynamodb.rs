@@ -412,6 +412,22 @@ impl Expr {
 
 /// Maps an SDK failure (after the SDK's own retries) onto the port's errors. Never includes
 /// item contents.
+/// Adds a page's live items to `out`; the key to read on from while more are wanted.
+fn take_page(
+    items: &[AvMap],
+    last: Option<&AvMap>,
+    out: &mut Vec<Item>,
+    limit: usize,
+    now: i64,
+) -> Result<Option<AvMap>, StoreError> {
+    for map in items {
+        if let Some(item) = live(Some(map), now)? {
+            out.push(item);
+        }
+    }
+    Ok(last.filter(|_| out.len() < limit).cloned())
+}
+
 fn map_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     err: &SdkError<E, R>,
 ) -> StoreError {
@@ -640,14 +656,15 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| map_error(&e))?;
-            for map in page.items() {
-                if let Some(item) = live(Some(map), now)? {
-                    out.push(item);
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(next) if out.len() < limit => start = Some(next.clone()),
-                _ => break,
+            start = take_page(
+                page.items(),
+                page.last_evaluated_key(),
+                &mut out,
+                limit,
+                now,
+            )?;
+            if start.is_none() {
+                break;
             }
         }
         out.truncate(limit);
@@ -680,14 +697,15 @@ impl Store for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| map_error(&e))?;
-            for map in page.items() {
-                if let Some(item) = live(Some(map), now)? {
-                    out.push(item);
-                }
-            }
-            match page.last_evaluated_key() {
-                Some(next) if out.len() < limit => start = Some(next.clone()),
-                _ => break,
+            start = take_page(
+                page.items(),
+                page.last_evaluated_key(),
+                &mut out,
+                limit,
+                now,
+            )?;
+            if start.is_none() {
+                break;
             }
         }
         out.truncate(limit);

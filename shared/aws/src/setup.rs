@@ -61,19 +61,37 @@ pub fn store(clients: &AwsClients) -> DynamoStore {
 }
 
 /// The whole application over AWS, as a Lambda function builds it at cold start.
+#[allow(clippy::disallowed_methods)] // measures its own init, for the log
 pub async fn aws_app_from_env() -> Result<App, String> {
+    let started = std::time::Instant::now();
+    let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1000.0;
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
     let clients = AwsClients::from_env().await;
+    let clients_ms = ms(started);
+    let step = std::time::Instant::now();
     let (file, origin) = key_set_from_env(&clients.ssm).await?.ok_or(
         "no keys: set LATCHKEY_KEYS_SSM_PARAMETER (or LATCHKEY_KEYS / LATCHKEY_KEYS_FILE)",
     )?;
     let keys = accept_keys(&file, &origin, config.environment)?;
+    let keys_ms = ms(step);
     let store = store(&clients);
     // Open the TLS connection now, during init, not during the first request.
+    let step = std::time::Instant::now();
     if let Err(e) = store.ping().await {
         tracing::warn!(error = %e, "DynamoDB warm-up call failed; continuing");
     }
-    app(config, &clients, store, keys)
+    let warm_up_ms = ms(step);
+    let step = std::time::Instant::now();
+    let app = app(config, &clients, store, keys)?;
+    tracing::info!(
+        clients_ms,
+        keys_ms,
+        warm_up_ms,
+        app_ms = ms(step),
+        total_ms = ms(started),
+        "initialised"
+    );
+    Ok(app)
 }
 
 /// The application over `store`, mailing through SES and texting through SNS.

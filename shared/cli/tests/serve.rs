@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use latchkey_tests::independent::{hmac_secret, pyjwt_verify};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -185,22 +186,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// Verifies an HS256 token with PyJWT, the independent implementation.
-fn pyjwt_verify(token: &str, secret: &[u8]) -> Value {
-    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    let script = "import jwt,sys,json; print(json.dumps(jwt.decode(sys.argv[1], bytes.fromhex(sys.argv[2]), algorithms=['HS256'])))";
-    let out = Command::new("python3")
-        .args(["-c", script, token, &hex])
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "PyJWT refused the token: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -427,20 +412,4 @@ fn bad_settings_are_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("LATCHKEY_TOTP_WINDOW"));
-}
-
-/// The active HMAC secret of a key file (see `KeySetFile`).
-fn hmac_secret(keys: &Value) -> Vec<u8> {
-    use base64::Engine;
-    let hmac = &keys["hmac"];
-    let active = hmac["active"].as_str().unwrap();
-    let key = hmac["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == active)
-        .unwrap();
-    base64::engine::general_purpose::STANDARD
-        .decode(key["secret"].as_str().unwrap())
-        .unwrap()
 }
