@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
 
 /// Attempts per call, first one included, with exponential backoff and jitter between them.
 pub const MAX_ATTEMPTS: u32 = 4;
@@ -29,9 +30,86 @@ impl AwsClients {
         }
     }
 
-    /// Clients configured from the environment.
+    /// Clients configured from the environment, trusting the system's root certificates (the
+    /// CLI: an operator may sit behind a proxy with its own certificate authority).
     pub async fn from_env() -> Self {
         Self::from_config(&base_config().load().await)
+    }
+
+    /// Clients for a Lambda function: as [`AwsClients::from_env`], but trusting the roots
+    /// [`TrustRoots::for_lambda`] picks.
+    pub async fn for_lambda(roots: TrustRoots) -> Result<Self, String> {
+        let loader = match roots {
+            TrustRoots::System => base_config(),
+            TrustRoots::Amazon => base_config().http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                    .tls_context(amazon_tls_context()?)
+                    .build_https(),
+            ),
+        };
+        Ok(Self::from_config(&loader.load().await))
+    }
+}
+
+/// Amazon Trust Services' roots (Amazon Root CA 1-4 and the Starfield Services Root G2 that
+/// cross-signs them), as published at <https://www.amazontrust.com/repository/>.
+pub const AMAZON_ROOTS_PEM: &str = include_str!("../certs/amazon-trust-services.pem");
+
+fn amazon_tls_context() -> Result<TlsContext, String> {
+    TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(AMAZON_ROOTS_PEM.as_bytes()))
+        .build()
+        .map_err(|e| format!("TLS settings: {e}"))
+}
+
+/// The root certificates a function's HTTPS client trusts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustRoots {
+    /// Amazon Trust Services' roots, compiled in: the certificate of every AWS service endpoint
+    /// outside the China regions chains to them. Loading the system's store instead costs 3-5 ms
+    /// of every cold start (infra/BENCH.md), and trusts ~150 authorities where 5 will do.
+    Amazon,
+    /// The system's root certificates.
+    System,
+}
+
+impl TrustRoots {
+    /// Amazon's roots, except the system's when `LATCHKEY_TRUST_STORE=system`, when an
+    /// `AWS_ENDPOINT_URL*` sends calls elsewhere (an emulator, a proxy), or in a China region
+    /// (whose endpoints use other authorities). `vars` are the process's environment variables.
+    pub fn for_lambda<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, String>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut roots = Self::Amazon;
+        let mut chosen = None;
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref().trim());
+            match key {
+                "LATCHKEY_TRUST_STORE" => {
+                    chosen = match value {
+                        "" => None,
+                        "amazon" => Some(Self::Amazon),
+                        "system" => Some(Self::System),
+                        other => {
+                            return Err(format!(
+                                "LATCHKEY_TRUST_STORE must be amazon or system, not {other:?}"
+                            ));
+                        }
+                    }
+                }
+                "AWS_REGION" | "AWS_DEFAULT_REGION" if value.starts_with("cn-") => {
+                    roots = Self::System
+                }
+                _ if key.starts_with("AWS_ENDPOINT_URL") && !value.is_empty() => {
+                    roots = Self::System
+                }
+                _ => {}
+            }
+        }
+        Ok(chosen.unwrap_or(roots))
     }
 }
 
@@ -51,4 +129,72 @@ pub fn base_config() -> aws_config::ConfigLoader {
                 .operation_timeout(Duration::from_secs(8))
                 .build(),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_compiled_in_roots_are_amazon_trust_services_five() {
+        // SHA-256 fingerprints published at https://www.amazontrust.com/repository/.
+        let published = [
+            "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e", // Amazon Root CA 1
+            "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4", // Amazon Root CA 2
+            "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4", // Amazon Root CA 3
+            "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092", // Amazon Root CA 4
+            "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5", // Starfield Services Root G2
+        ];
+        let found: Vec<String> = CertificateDer::pem_slice_iter(AMAZON_ROOTS_PEM.as_bytes())
+            .map(|cert| {
+                let cert = cert.expect("a well-formed PEM certificate");
+                Sha256::digest(cert.as_ref())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(found, published);
+    }
+
+    #[test]
+    fn functions_trust_amazon_roots_unless_calls_go_elsewhere() {
+        let pick = |vars: &[(&str, &str)]| TrustRoots::for_lambda(vars.iter().copied());
+        assert_eq!(pick(&[("AWS_REGION", "eu-west-1")]), Ok(TrustRoots::Amazon));
+        assert_eq!(
+            pick(&[("AWS_REGION", "us-gov-west-1")]),
+            Ok(TrustRoots::Amazon)
+        );
+        // Endpoints elsewhere (an emulator, a proxy), and the China regions' own authorities.
+        for vars in [
+            &[("AWS_ENDPOINT_URL", "https://localhost:4566")][..],
+            &[("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.internal")][..],
+            &[("AWS_REGION", "cn-north-1")][..],
+            &[("AWS_DEFAULT_REGION", "cn-northwest-1")][..],
+        ] {
+            assert_eq!(pick(vars), Ok(TrustRoots::System), "{vars:?}");
+        }
+        // An empty endpoint variable sends nothing elsewhere.
+        assert_eq!(pick(&[("AWS_ENDPOINT_URL", " ")]), Ok(TrustRoots::Amazon));
+        // The operator's choice wins, in either direction.
+        assert_eq!(
+            pick(&[
+                ("AWS_REGION", "eu-west-1"),
+                ("LATCHKEY_TRUST_STORE", "system")
+            ]),
+            Ok(TrustRoots::System)
+        );
+        assert_eq!(
+            pick(&[
+                ("LATCHKEY_TRUST_STORE", "amazon"),
+                ("AWS_ENDPOINT_URL", "https://x")
+            ]),
+            Ok(TrustRoots::Amazon)
+        );
+        let refused = pick(&[("LATCHKEY_TRUST_STORE", "all")]).expect_err("not a choice");
+        assert!(refused.contains("amazon or system"), "{refused}");
+    }
 }

@@ -66,7 +66,8 @@ pub async fn aws_app_from_env() -> Result<App, String> {
     let started = std::time::Instant::now();
     let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1000.0;
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
-    let clients = AwsClients::from_env().await;
+    let roots = crate::clients::TrustRoots::for_lambda(std::env::vars())?;
+    let clients = AwsClients::for_lambda(roots).await?;
     let clients_ms = ms(started);
     let step = std::time::Instant::now();
     let (file, origin) = key_set_from_env(&clients.ssm).await?.ok_or(
@@ -84,6 +85,7 @@ pub async fn aws_app_from_env() -> Result<App, String> {
     let step = std::time::Instant::now();
     let app = app(config, &clients, store, keys)?;
     tracing::info!(
+        trust_roots = ?roots,
         clients_ms,
         keys_ms,
         warm_up_ms,

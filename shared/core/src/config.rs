@@ -154,6 +154,11 @@ pub const DEPLOYMENT_SETTINGS: &[Setting] = &[
         doc: "Sender ID of text messages sent through SNS, where the destination country allows one.",
     },
     Setting {
+        name: "LATCHKEY_TRUST_STORE",
+        default: "(unset)",
+        doc: "Roots the functions' HTTPS client trusts: `amazon` (Amazon Trust Services, compiled in; AWS endpoints outside China) or `system`. Unset: `amazon`, or `system` when an `AWS_ENDPOINT_URL*` is set or the region is in China. The CLI always uses `system`.",
+    },
+    Setting {
         name: "LATCHKEY_LOG",
         default: "info",
         doc: "Log filter (`tracing` env-filter syntax). Logs are JSON on Lambda, text locally.",
