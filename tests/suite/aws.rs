@@ -390,6 +390,17 @@ async fn every_route_on_dynamodb_within_its_call_budget_and_its_policy() {
         rows.join("\n")
     );
 
+    // An unknown login costs the store what a wrong password does: the number of calls does
+    // not tell an attacker which usernames exist.
+    let calls = |scenario: &str| {
+        w.measured
+            .iter()
+            .find(|m| m.route == "magento-admin-token" && m.scenario == scenario)
+            .map(|m| m.calls)
+    };
+    assert_eq!(calls("unknown user"), calls("wrong password"));
+    assert!(calls("unknown user").is_some());
+
     // Each function's table actions in template.yaml are exactly what its route needed.
     let template = Template::load();
     for route in routes::ROUTES {

@@ -17,6 +17,9 @@ use super::Fault;
 use super::limits::{self, Reservation};
 use super::users::{Role, Totp, User, UserId, attr, login_key, pointer_uid, profile_key};
 
+/// A user id that is never allocated ([`super::accounts::next_id`] starts at 1).
+const NO_SUCH_USER: UserId = 0;
+
 /// Where an attempt comes from, for limits and audit.
 #[derive(Clone, Copy, Debug)]
 pub struct Context {
@@ -87,6 +90,10 @@ pub async fn password(
     let uid = match app.store.get(&login_key(login), now).await? {
         Some(pointer) => pointer_uid(&pointer)?,
         None => {
+            // The store work of a known login too: the attempt's conditional write, refused
+            // because no user has id 0 (ids start at 1). Neither the time nor the number of
+            // store calls then tells an unknown login from a wrong password.
+            let _ = limits::reserve_attempt(app, NO_SUCH_USER).await?;
             burn_equal_cost(app, password).await?;
             fail("unknown_user").emit();
             return Err(SignInError::InvalidCredentials);
