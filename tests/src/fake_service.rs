@@ -1,5 +1,8 @@
 //! A stand-in for an AWS service that throttles: for the retry tests of the SES, SNS and
 //! DynamoDB adapters, which moto_server cannot make throttle.
+//!
+//! On a bare socket rather than hyper's server: it answers prepared bytes, one request per
+//! connection, and keeps each request body exactly as sent, which is all these tests need.
 
 use std::sync::{Arc, Mutex};
 

@@ -14,3 +14,12 @@ pub mod independent;
 pub mod otp;
 pub mod recording;
 pub mod stores;
+
+/// A loopback port free at the time of asking, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

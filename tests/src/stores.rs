@@ -71,3 +71,36 @@ pub async fn dynamodb_store() -> (Arc<dyn Store>, String, ()) {
     let table = format!("latchkey-contract-{}", std::process::id());
     (Arc::new(dynamodb_table(&table).await), namespace(), ())
 }
+
+/// Everything the emulator recorded (sent mail under `ses.Message`, SMS under `sns.SMS`).
+pub async fn emulator_data() -> serde_json::Value {
+    reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The mail SES accepted for `to`, from the emulator's own record of it.
+pub async fn ses_sent_to(to: &str) -> Vec<serde_json::Value> {
+    emulator_data().await["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m["destinations"]["ToAddresses"][0] == to)
+        .collect()
+}
+
+/// Verifies `from` as an SES identity on the emulator: SES sends only from verified ones.
+pub async fn verify_ses_sender(from: &str) {
+    aws_clients()
+        .await
+        .sesv2
+        .create_email_identity()
+        .email_identity(from)
+        .send()
+        .await
+        .expect("verify the sender on moto_server");
+}

@@ -6,15 +6,15 @@
 //! `./scripts/test` builds the binaries first (`cargo build -p latchkey -p latchkey-functions`).
 #![allow(clippy::disallowed_methods)] // real processes and real time
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_core::routes;
+use latchkey_tests::free_port;
 use latchkey_tests::independent::{hmac_secret, pyjwt_verify};
 use latchkey_tests::otp;
-use latchkey_tests::stores::{aws_clients, aws_endpoint, namespace};
+use latchkey_tests::stores::{aws_endpoint, namespace, ses_sent_to, verify_ses_sender};
 use serde_json::{Value, json};
 
 const MAIL_FROM: &str = "latchkey@example.com";
@@ -28,14 +28,6 @@ fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What the functions and the CLI get: the emulator's endpoint, dummy credentials, a table of
@@ -249,37 +241,9 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// Mail SES accepted, from the emulator's own record of it.
-async fn sent_mail(to: &str) -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["destinations"]["ToAddresses"][0] == to)
-        .collect()
-}
-
-async fn verify_sender() {
-    aws_clients()
-        .await
-        .sesv2
-        .create_email_identity()
-        .email_identity(MAIL_FROM)
-        .send()
-        .await
-        .expect("verify the sender on moto_server");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_magento_admin_flow_under_the_lambda_runtime() {
-    verify_sender().await;
+    verify_ses_sender(MAIL_FROM).await;
     let stack = Stack::new();
     let admin_email = format!("admin-{}@example.com", namespace());
     let out = stack.cli(&[
@@ -313,7 +277,7 @@ async fn the_magento_admin_flow_under_the_lambda_runtime() {
         body,
         r#"{"message":"You are required to configure personal Two-Factor Authorization in order to login. Please check your email."}"#
     );
-    let mail = sent_mail(&admin_email).await;
+    let mail = ses_sent_to(&admin_email).await;
     assert_eq!(mail.len(), 1, "one set-up email through SES");
     assert_eq!(mail[0]["source"], MAIL_FROM);
     let text = mail[0]["body"].as_str().unwrap();

@@ -6,17 +6,10 @@ use latchkey_aws::clients::MAX_ATTEMPTS;
 use latchkey_aws::send::{SesMailer, SnsSms};
 use latchkey_core::ports::{Email, Mailer, SendError, Sms, SmsSender};
 use latchkey_tests::fake_service::{ThrottlingService, answer};
-use latchkey_tests::stores::{aws_clients, aws_clients_at, aws_endpoint, namespace};
+use latchkey_tests::stores::{
+    aws_clients, aws_clients_at, emulator_data, namespace, ses_sent_to, verify_ses_sender,
+};
 use serde_json::Value;
-
-async fn emulator_data() -> Value {
-    reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 fn email(to: &str) -> Email {
     Email {
@@ -31,26 +24,14 @@ fn email(to: &str) -> Email {
 async fn ses_delivers_the_email_from_the_verified_sender() {
     let clients = aws_clients().await;
     let from = format!("sender-{}@example.com", namespace());
-    clients
-        .sesv2
-        .create_email_identity()
-        .email_identity(&from)
-        .send()
-        .await
-        .unwrap();
+    verify_ses_sender(&from).await;
     let to = format!("shopper-{}@example.com", namespace());
     SesMailer::new(clients.sesv2.clone(), &from)
         .send_email(&email(&to))
         .await
         .unwrap();
 
-    let data = emulator_data().await;
-    let sent: Vec<&Value> = data["ses"]["Message"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["destinations"]["ToAddresses"][0] == to.as_str())
-        .collect();
+    let sent = ses_sent_to(&to).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["source"], from.as_str());
     assert_eq!(sent[0]["subject"], "Your sign-in code");

@@ -412,22 +412,6 @@ impl Expr {
 
 /// Maps an SDK failure (after the SDK's own retries) onto the port's errors. Never includes
 /// item contents.
-/// Adds a page's live items to `out`; the key to read on from while more are wanted.
-fn take_page(
-    items: &[AvMap],
-    last: Option<&AvMap>,
-    out: &mut Vec<Item>,
-    limit: usize,
-    now: i64,
-) -> Result<Option<AvMap>, StoreError> {
-    for map in items {
-        if let Some(item) = live(Some(map), now)? {
-            out.push(item);
-        }
-    }
-    Ok(last.filter(|_| out.len() < limit).cloned())
-}
-
 fn map_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     err: &SdkError<E, R>,
 ) -> StoreError {
@@ -627,89 +611,64 @@ impl Store for DynamoStore {
         limit: usize,
         now: i64,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<AvMap> = None;
-        loop {
-            let mut expr = Expr::default();
-            let (pk_n, pk_v) = (expr.name(PK), expr.value(AttributeValue::S(pk.to_owned())));
-            let key_condition = if sk_prefix.is_empty() {
-                format!("{pk_n} = {pk_v}")
-            } else {
-                let (sk_n, sk_v) = (
-                    expr.name(SK),
-                    expr.value(AttributeValue::S(sk_prefix.to_owned())),
-                );
-                format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {sk_v})")
-            };
-            let (exp, now_v) = (expr.name(EXP), expr.now(now));
-            self.count();
-            let page = self
+        let mut expr = Expr::default();
+        let (pk_n, pk_v) = (expr.name(PK), expr.value(AttributeValue::S(pk.to_owned())));
+        let key_condition = if sk_prefix.is_empty() {
+            format!("{pk_n} = {pk_v}")
+        } else {
+            let (sk_n, sk_v) = (
+                expr.name(SK),
+                expr.value(AttributeValue::S(sk_prefix.to_owned())),
+            );
+            format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {sk_v})")
+        };
+        let (exp, now_v) = (expr.name(EXP), expr.now(now));
+        let filter = format!("attribute_not_exists({exp}) OR {exp} > {now_v}");
+        self.read_pages(limit, now, |start| {
+            let request = self
                 .client
                 .query()
                 .table_name(&self.table)
-                .key_condition_expression(key_condition)
-                .filter_expression(format!("attribute_not_exists({exp}) OR {exp} > {now_v}"))
+                .key_condition_expression(&key_condition)
+                .filter_expression(&filter)
                 .set_expression_attribute_names(expr.names())
                 .set_expression_attribute_values(expr.values())
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| map_error(&e))?;
-            start = take_page(
-                page.items(),
-                page.last_evaluated_key(),
-                &mut out,
-                limit,
-                now,
-            )?;
-            if start.is_none() {
-                break;
+                .set_exclusive_start_key(start);
+            async move {
+                let page = request.send().await.map_err(|e| map_error(&e))?;
+                Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
             }
-        }
-        out.truncate(limit);
-        Ok(out)
+        })
+        .await
     }
 
     async fn scan_sk(&self, sk: &str, limit: usize, now: i64) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<AvMap> = None;
-        loop {
-            let mut expr = Expr::default();
-            let (sk_n, sk_v, exp, now_v) = (
-                expr.name(SK),
-                expr.value(AttributeValue::S(sk.to_owned())),
-                expr.name(EXP),
-                expr.now(now),
-            );
-            self.count();
-            let page = self
+        let mut expr = Expr::default();
+        let (sk_n, sk_v, exp, now_v) = (
+            expr.name(SK),
+            expr.value(AttributeValue::S(sk.to_owned())),
+            expr.name(EXP),
+            expr.now(now),
+        );
+        let filter =
+            format!("{sk_n} = {sk_v} AND (attribute_not_exists({exp}) OR {exp} > {now_v})");
+        self.read_pages(limit, now, |start| {
+            let request = self
                 .client
                 .scan()
                 .table_name(&self.table)
-                .filter_expression(format!(
-                    "{sk_n} = {sk_v} AND (attribute_not_exists({exp}) OR {exp} > {now_v})"
-                ))
+                .filter_expression(&filter)
                 .set_expression_attribute_names(expr.names())
                 .set_expression_attribute_values(expr.values())
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| map_error(&e))?;
-            start = take_page(
-                page.items(),
-                page.last_evaluated_key(),
-                &mut out,
-                limit,
-                now,
-            )?;
-            if start.is_none() {
-                break;
+                .set_exclusive_start_key(start);
+            async move {
+                let page = request.send().await.map_err(|e| map_error(&e))?;
+                Ok((page.items.unwrap_or_default(), page.last_evaluated_key))
             }
-        }
-        out.truncate(limit);
-        Ok(out)
+        })
+        .await
     }
 
     async fn transact(&self, ops: Vec<TxOp>, now: i64) -> Result<(), StoreError> {
@@ -793,6 +752,38 @@ impl Store for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Reads pages of a query or scan until `limit` live items are found or none are left.
+    /// `page` sends one request from the given start key and answers its items and the key to
+    /// read on from. Each page is one call, counted.
+    async fn read_pages<F, Fut>(
+        &self,
+        limit: usize,
+        now: i64,
+        mut page: F,
+    ) -> Result<Vec<Item>, StoreError>
+    where
+        F: FnMut(Option<AvMap>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<AvMap>, Option<AvMap>), StoreError>>,
+    {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            self.count();
+            let (items, last) = page(start.take()).await?;
+            for map in &items {
+                if let Some(item) = live(Some(map), now)? {
+                    out.push(item);
+                }
+            }
+            match last {
+                Some(next) if out.len() < limit => start = Some(next),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
     async fn delete_if_expired(&self, key: &Key, now: i64) -> Result<(), StoreError> {
         let mut expr = Expr::default();
         let (exp, now_v) = (expr.name(EXP), expr.now(now));

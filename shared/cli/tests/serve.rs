@@ -10,12 +10,13 @@
 #![allow(clippy::disallowed_methods)] // real processes, real time
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use latchkey_tests::free_port;
 use latchkey_tests::independent::{hmac_secret, pyjwt_verify};
 use serde_json::{Value, json};
 
@@ -32,14 +33,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {

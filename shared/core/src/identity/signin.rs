@@ -89,15 +89,10 @@ pub async fn password(
     let now = app.clock.now();
     let uid = match app.store.get(&login_key(login), now).await? {
         Some(pointer) => pointer_uid(&pointer)?,
-        None => {
-            // The store work of a known login too: the attempt's conditional write, refused
-            // because no user has id 0 (ids start at 1). Neither the time nor the number of
-            // store calls then tells an unknown login from a wrong password.
-            let _ = limits::reserve_attempt(app, NO_SUCH_USER).await?;
-            burn_equal_cost(app, password).await?;
-            fail("unknown_user").emit();
-            return Err(SignInError::InvalidCredentials);
-        }
+        // An unknown login goes on as a known one: its attempt's conditional write is refused
+        // (no user has id 0) and lands in `NoUser` below. Neither the time nor the number of
+        // store calls then tells an unknown login from a wrong password.
+        None => NO_SUCH_USER,
     };
     let user = match limits::reserve_attempt(app, uid).await? {
         Reservation::Granted(user) => *user,
