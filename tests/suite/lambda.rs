@@ -107,7 +107,7 @@ fn cli_raw(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
     let bin = target_dir().join("debug/latchkey");
     assert!(
         bin.exists(),
-        "{} is missing: ./scripts/test builds it",
+        "{} is missing: the workspace test build makes it (./scripts/test)",
         bin.display()
     );
     let mut cmd = Command::new(bin);
