@@ -1,4 +1,5 @@
-//! Store factories for the contract suite.
+//! Store factories for the contract suite, and the AWS emulator the DynamoDB ones run on:
+//! its clients, and its record of the mail and text messages sent through it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,25 +73,38 @@ pub async fn dynamodb_store() -> (Arc<dyn Store>, String, ()) {
     (Arc::new(dynamodb_table(&table).await), namespace(), ())
 }
 
-/// Everything the emulator recorded (sent mail under `ses.Message`, SMS under `sns.SMS`).
-pub async fn emulator_data() -> serde_json::Value {
-    reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+/// What the emulator recorded under `data.json`'s `service`/`kind` that `keep` selects.
+async fn recorded(
+    service: &str,
+    kind: &str,
+    keep: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap()
+        .unwrap();
+    data[service][kind]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| keep(m))
+        .cloned()
+        .collect()
 }
 
 /// The mail SES accepted for `to`, from the emulator's own record of it.
 pub async fn ses_sent_to(to: &str) -> Vec<serde_json::Value> {
-    emulator_data().await["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| m["destinations"]["ToAddresses"][0] == to)
-        .collect()
+    recorded("ses", "Message", |m| {
+        m["destinations"]["ToAddresses"][0] == to
+    })
+    .await
+}
+
+/// The text messages SNS accepted for `phone`, from the emulator's own record of them.
+pub async fn sns_sent_to(phone: &str) -> Vec<serde_json::Value> {
+    recorded("sns", "SMS", |m| m["phone_number"] == phone).await
 }
 
 /// Verifies `from` as an SES identity on the emulator: SES sends only from verified ones.

@@ -3,7 +3,8 @@
 //! `events/` files through `cargo lambda invoke`, and malformed events answered with a 400.
 //! The first admin is created with `latchkey --store dynamodb`, as an operator would.
 //!
-//! `./scripts/test` builds the binaries first (`cargo build -p latchkey -p latchkey-functions`).
+//! `./scripts/test` builds the functions first (`cargo build -p latchkey-functions`); the CLI
+//! binary comes out of the workspace test build.
 #![allow(clippy::disallowed_methods)] // real processes and real time
 
 use std::path::{Path, PathBuf};

@@ -7,9 +7,8 @@ use latchkey_aws::send::{SesMailer, SnsSms};
 use latchkey_core::ports::{Email, Mailer, SendError, Sms, SmsSender};
 use latchkey_tests::fake_service::{ThrottlingService, answer};
 use latchkey_tests::stores::{
-    aws_clients, aws_clients_at, emulator_data, namespace, ses_sent_to, verify_ses_sender,
+    aws_clients, aws_clients_at, namespace, ses_sent_to, sns_sent_to, verify_ses_sender,
 };
-use serde_json::Value;
 
 fn email(to: &str) -> Email {
     Email {
@@ -64,13 +63,7 @@ async fn sns_delivers_the_text_message_to_the_number() {
         .await
         .unwrap();
 
-    let data = emulator_data().await;
-    let sent: Vec<&Value> = data["sns"]["SMS"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["phone_number"] == to.as_str())
-        .collect();
+    let sent = sns_sent_to(&to).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["message"], "Your code is 771204");
 }

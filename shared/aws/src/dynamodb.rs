@@ -277,10 +277,16 @@ impl Expr {
         key
     }
 
+    /// The item, if there is one, has not expired.
+    fn unexpired(&mut self, now: i64) -> String {
+        let (exp, now) = (self.name(EXP), self.now(now));
+        format!("(attribute_not_exists({exp}) OR {exp} > {now})")
+    }
+
     /// The item exists and has not expired.
     fn live(&mut self, now: i64) -> String {
-        let (pk, exp, now) = (self.name(PK), self.name(EXP), self.now(now));
-        format!("(attribute_exists({pk}) AND (attribute_not_exists({exp}) OR {exp} > {now}))")
+        let (pk, unexpired) = (self.name(PK), self.unexpired(now));
+        format!("(attribute_exists({pk}) AND {unexpired})")
     }
 
     /// No item, or an expired one.
@@ -518,10 +524,8 @@ impl Store for DynamoStore {
             let mut expr = Expr::default();
             let update_expression = expr.update(&update);
             // Updates must not build on an expired item's stale attributes.
-            let (pk, exp, now_v) = (expr.name(PK), expr.name(EXP), expr.now(now));
-            let not_stale = format!(
-                "(attribute_not_exists({pk}) OR attribute_not_exists({exp}) OR {exp} > {now_v})"
-            );
+            let (pk, unexpired) = (expr.name(PK), expr.unexpired(now));
+            let not_stale = format!("(attribute_not_exists({pk}) OR {unexpired})");
             let condition = match expr.cond(&cond, now) {
                 Some(c) => format!("{c} AND {not_stale}"),
                 None => not_stale,
@@ -622,8 +626,8 @@ impl Store for DynamoStore {
             );
             format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {sk_v})")
         };
-        let (exp, now_v) = (expr.name(EXP), expr.now(now));
-        let filter = format!("attribute_not_exists({exp}) OR {exp} > {now_v}");
+        let filter = expr.unexpired(now);
+        let (names, values) = (expr.names(), expr.values());
         self.read_pages(limit, now, |start| {
             let request = self
                 .client
@@ -631,8 +635,8 @@ impl Store for DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression(&key_condition)
                 .filter_expression(&filter)
-                .set_expression_attribute_names(expr.names())
-                .set_expression_attribute_values(expr.values())
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(values.clone())
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
             async move {
@@ -645,22 +649,17 @@ impl Store for DynamoStore {
 
     async fn scan_sk(&self, sk: &str, limit: usize, now: i64) -> Result<Vec<Item>, StoreError> {
         let mut expr = Expr::default();
-        let (sk_n, sk_v, exp, now_v) = (
-            expr.name(SK),
-            expr.value(AttributeValue::S(sk.to_owned())),
-            expr.name(EXP),
-            expr.now(now),
-        );
-        let filter =
-            format!("{sk_n} = {sk_v} AND (attribute_not_exists({exp}) OR {exp} > {now_v})");
+        let (sk_n, sk_v) = (expr.name(SK), expr.value(AttributeValue::S(sk.to_owned())));
+        let filter = format!("{sk_n} = {sk_v} AND {}", expr.unexpired(now));
+        let (names, values) = (expr.names(), expr.values());
         self.read_pages(limit, now, |start| {
             let request = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression(&filter)
-                .set_expression_attribute_names(expr.names())
-                .set_expression_attribute_values(expr.values())
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(values.clone())
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
             async move {
