@@ -1,5 +1,10 @@
-//! An application wired to test doubles — a manual clock, a recording outbox, any store — and
-//! a client that calls it through the same entry point the servers use.
+//! An application wired to test doubles — a manual clock, a recording outbox — over any store,
+//! and a client that calls it through the same entry point the servers use.
+//!
+//! Flow tests run on the stores that ship: [`Backend::Sqlite`] (the embedded store) and
+//! [`Backend::Dynamodb`] (through the local AWS emulator), each test on a store of its own;
+//! [`flow_suite!`](crate::flow_suite) turns one test function into one test per store. The
+//! in-memory fake remains for tests that inject a fault.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -17,10 +22,22 @@ use latchkey_core::ports::{ManualClock, RecordingOutbox, SeededRng};
 use latchkey_core::store::{MemoryStore, Store};
 use latchkey_core::web::ClientIp;
 use latchkey_core::{App, Deps};
+use latchkey_embedded::store::SqliteStore;
 use serde_json::Value;
 
 /// 2030-03-17: far from any step boundary surprises, fixed so tests repeat.
 pub const T0: i64 = 1_900_000_000;
+
+/// Which store a test app runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The in-memory fake: for tests that inject a fault.
+    Memory,
+    /// The embedded SQLite store, in a temporary directory of the test's own.
+    Sqlite,
+    /// DynamoDB through the local AWS emulator, in a table of the test's own.
+    Dynamodb,
+}
 
 pub struct TestApp {
     pub app: App,
@@ -28,6 +45,9 @@ pub struct TestApp {
     pub outbox: Arc<RecordingOutbox>,
     pub store: Arc<dyn Store>,
     pub key_file: KeySetFile,
+    pub backend: Backend,
+    /// Keeps an SQLite store's directory alive as long as the app.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A response, with its body both raw and parsed.
@@ -39,12 +59,42 @@ pub struct Reply {
 }
 
 impl TestApp {
+    /// An app on the in-memory fake.
     pub fn new() -> Self {
         Self::with(Arc::new(MemoryStore::new()), &[])
     }
 
+    /// An app on the in-memory fake, with settings overridden.
     pub fn with_settings(settings: &[(&str, &str)]) -> Self {
         Self::with(Arc::new(MemoryStore::new()), settings)
+    }
+
+    /// An app on a fresh store of `backend`.
+    pub async fn on(backend: Backend) -> Self {
+        Self::on_with(backend, &[]).await
+    }
+
+    /// An app on a fresh store of `backend`, with settings overridden by `settings`.
+    pub async fn on_with(backend: Backend, settings: &[(&str, &str)]) -> Self {
+        match backend {
+            Backend::Memory => Self::with_settings(settings),
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store =
+                    SqliteStore::open(&dir.path().join("latchkey.db")).expect("sqlite store");
+                let mut t = Self::with(Arc::new(store), settings);
+                t.backend = Backend::Sqlite;
+                t._dir = Some(dir);
+                t
+            }
+            Backend::Dynamodb => {
+                let table = format!("latchkey-flow-{}", crate::stores::namespace());
+                let store = crate::stores::dynamodb_table(&table).await;
+                let mut t = Self::with(Arc::new(store), settings);
+                t.backend = Backend::Dynamodb;
+                t
+            }
+        }
     }
 
     /// An app on `store`, with settings overridden by `settings` (name, value).
@@ -83,33 +133,60 @@ impl TestApp {
             outbox,
             store,
             key_file,
+            backend: Backend::Memory,
+            _dir: None,
         }
     }
 
-    pub async fn add_user(&self, username: &str, email: &str, password: &str, role: Role) -> User {
+    /// The store and clock, for reading state behind the API's back.
+    pub fn db(&self) -> latchkey_core::identity::Db<'_> {
+        self.app.db()
+    }
+
+    /// The user as stored now.
+    pub async fn user(&self, id: u64) -> User {
+        accounts::get(self.db(), id)
+            .await
+            .expect("read user")
+            .expect("user exists")
+    }
+
+    /// argon2 computations made so far by the app's hasher.
+    pub fn hash_runs(&self) -> u64 {
+        self.app.hasher.runs()
+    }
+
+    async fn create(&self, new: NewUser) -> User {
         accounts::create(
-            &self.app,
-            NewUser {
-                username: username.into(),
-                email: email.into(),
-                password: SecretString::new(password.into()),
-                role,
-                totp_secret: None,
-                phone: None,
-                store_id: 1,
-            },
+            self.app.db(),
+            &self.app.hasher,
+            &self.app.keys.sealer,
+            self.app.rng.as_ref(),
+            new,
             "test",
         )
         .await
         .expect("create user")
     }
 
+    pub async fn add_user(&self, username: &str, email: &str, password: &str, role: Role) -> User {
+        self.create(NewUser {
+            username: username.into(),
+            email: email.into(),
+            password: SecretString::new(password.into()),
+            role,
+            totp_secret: None,
+            phone: None,
+            store_id: 1,
+        })
+        .await
+    }
+
     /// An admin with an authenticator already enrolled; returns the base32 secret.
     pub async fn add_admin_with_totp(&self, username: &str, password: &str) -> (User, String) {
         let secret_b32 = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".to_string();
-        let user = accounts::create(
-            &self.app,
-            NewUser {
+        let user = self
+            .create(NewUser {
                 username: username.into(),
                 email: format!("{username}@example.com"),
                 password: SecretString::new(password.into()),
@@ -117,11 +194,8 @@ impl TestApp {
                 totp_secret: Some(TotpSecret::from_base32(&secret_b32).unwrap()),
                 phone: None,
                 store_id: 1,
-            },
-            "test",
-        )
-        .await
-        .expect("create admin");
+            })
+            .await;
         (user, secret_b32)
     }
 
@@ -205,4 +279,28 @@ pub fn tfa_token_from(email_text: &str) -> String {
         .expect("email carries a tfaToken line")
         .trim()
         .to_owned()
+}
+
+/// Turns each `async fn case(backend: Backend)` into one test per shipping store:
+/// `sqlite::case` and `dynamodb::case` (the latter needs `./scripts/test`'s emulator).
+#[macro_export]
+macro_rules! flow_suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::harness::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::harness::Backend::Dynamodb).await;
+                }
+            )*
+        }
+    };
 }

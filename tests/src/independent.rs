@@ -20,6 +20,19 @@ pub fn pyjwt_verify(token: &str, secret: &[u8]) -> Value {
     serde_json::from_slice(&out.stdout).expect("PyJWT printed the claims")
 }
 
+/// The MAC key of a Magento token bound to `binding` (`<purpose>:<user id>:<token generation>`,
+/// e.g. `magento-access:7:0`), derived from the HMAC secret as latchkey documents it
+/// (`crypto::jwt`): `HMAC-SHA256(secret, "latchkey:hs256-bound:v1" || u64 BE length || binding)`.
+/// Written out here over the `hmac`/`sha2` crates, so tests do not check latchkey against itself.
+pub fn bound_key(secret: &[u8], binding: &str) -> Vec<u8> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(b"latchkey:hs256-bound:v1");
+    mac.update(&(binding.len() as u64).to_be_bytes());
+    mac.update(binding.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// The active HMAC secret of a key-set file (`latchkey keys generate` output).
 pub fn hmac_secret(keys: &Value) -> Vec<u8> {
     use base64::Engine;
@@ -34,4 +47,23 @@ pub fn hmac_secret(keys: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(key["secret"].as_str().expect("secret"))
         .expect("base64 secret")
+}
+
+/// Verifies a Magento token with PyJWT, under the key bound to the user it names (read from its
+/// unverified claims) at token generation `generation`; returns its claims.
+pub fn pyjwt_verify_magento(token: &str, keys: &Value, generation: u64) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims");
+    let uid = claims["uid"].as_u64().expect("uid");
+    let key = bound_key(
+        &hmac_secret(keys),
+        &format!("magento-access:{uid}:{generation}"),
+    );
+    pyjwt_verify(token, &key)
 }

@@ -48,6 +48,11 @@ impl Store for RecordingStore {
         self.inner.get(key, now).await
     }
 
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        self.note(iam::GET_MANY);
+        self.inner.get_many(keys, now).await
+    }
+
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
         self.note(iam::PUT);
         self.inner.put(item, cond, now).await
@@ -90,6 +95,7 @@ impl Store for RecordingStore {
         for op in &ops {
             actions.extend(match op {
                 TxOp::Put { .. } => iam::TX_PUT,
+                TxOp::Update { .. } => iam::TX_UPDATE,
                 TxOp::Delete { .. } => iam::TX_DELETE,
                 TxOp::Check { .. } => iam::TX_CHECK,
             });

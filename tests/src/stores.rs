@@ -36,14 +36,37 @@ pub fn aws_endpoint() -> String {
     })
 }
 
-/// AWS clients pointed at the emulator, with dummy credentials and a fixed region.
+/// AWS clients pointed at the emulator, with dummy credentials and a fixed region, and no SDK
+/// retries: the emulator handles one request at a time, so under a test's load a request may
+/// wait in its queue past the SDK's attempt timeout, and a retried conditional `ADD` that had in
+/// fact been applied would count twice — which DynamoDB's own idempotency rules do not let
+/// happen in production, but would make a race test lie. One attempt, with time to wait.
 pub async fn aws_clients() -> latchkey_aws::clients::AwsClients {
-    aws_clients_at(&aws_endpoint()).await
+    let config = configure(latchkey_aws::clients::base_config(), &aws_endpoint())
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                .operation_timeout(std::time::Duration::from_secs(60))
+                .build(),
+        )
+        .load()
+        .await;
+    latchkey_aws::clients::AwsClients::from_config(&config)
 }
 
-/// AWS clients, configured as the functions configure theirs, pointed at `endpoint`.
+/// AWS clients, configured as the functions configure theirs (retries and timeouts included),
+/// pointed at `endpoint`.
 pub async fn aws_clients_at(endpoint: &str) -> latchkey_aws::clients::AwsClients {
-    let config = latchkey_aws::clients::base_config()
+    let config = configure(latchkey_aws::clients::base_config(), endpoint)
+        .load()
+        .await;
+    latchkey_aws::clients::AwsClients::from_config(&config)
+}
+
+fn configure(loader: aws_config::ConfigLoader, endpoint: &str) -> aws_config::ConfigLoader {
+    loader
         .endpoint_url(endpoint)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new(
@@ -53,9 +76,6 @@ pub async fn aws_clients_at(endpoint: &str) -> latchkey_aws::clients::AwsClients
             None,
             "latchkey-tests",
         ))
-        .load()
-        .await;
-    latchkey_aws::clients::AwsClients::from_config(&config)
 }
 
 /// A DynamoDB store on the emulator: one table per test process, created on first use.

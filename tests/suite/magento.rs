@@ -8,7 +8,7 @@ use http::{Method, StatusCode};
 use latchkey_core::identity::accounts;
 use latchkey_core::identity::users::Role;
 use latchkey_core::ports::Clock;
-use latchkey_tests::harness::{Reply, T0, TestApp, tfa_token_from};
+use latchkey_tests::harness::{Backend, Reply, T0, TestApp, tfa_token_from};
 use latchkey_tests::otp;
 use serde_json::{Value, json};
 
@@ -41,16 +41,29 @@ fn jwt_parts(token: &str) -> (String, Value) {
     (header, claims)
 }
 
-/// Verifies a token with jsonwebtoken's own decoder (not latchkey's wrapper).
-fn independent_verify(t: &TestApp, token: &str, now: i64) -> Value {
+/// Verifies an access token of user `uid` at token generation `generation` with
+/// jsonwebtoken's own decoder (not latchkey's wrapper) and an independently derived key.
+fn independent_check(
+    t: &TestApp,
+    token: &str,
+    uid: u64,
+    generation: u64,
+) -> Result<Value, jsonwebtoken::errors::Error> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
     let mut v = Validation::new(Algorithm::HS256);
     v.validate_exp = false;
     v.required_spec_claims.clear();
-    let data = decode::<Value>(token, &DecodingKey::from_secret(&t.hmac_secret()), &v)
-        .expect("valid HS256 signature");
-    assert!(data.claims["exp"].as_i64().unwrap() > now);
-    data.claims
+    let key = latchkey_tests::independent::bound_key(
+        &t.hmac_secret(),
+        &format!("magento-access:{uid}:{generation}"),
+    );
+    decode::<Value>(token, &DecodingKey::from_secret(&key), &v).map(|data| data.claims)
+}
+
+fn independent_verify(t: &TestApp, token: &str, uid: u64, generation: u64, now: i64) -> Value {
+    let claims = independent_check(t, token, uid, generation).expect("valid HS256 signature");
+    assert!(claims["exp"].as_i64().unwrap() > now);
+    claims
 }
 
 fn token_of(reply: &Reply) -> String {
@@ -58,9 +71,8 @@ fn token_of(reply: &Reply) -> String {
     reply.json.as_str().expect("a bare JSON string").to_owned()
 }
 
-#[tokio::test]
-async fn the_seed_flow_admin_token_via_google_authenticator() {
-    let t = TestApp::new();
+async fn the_seed_flow_admin_token_via_google_authenticator(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (admin, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -97,7 +109,11 @@ async fn the_seed_flow_admin_token_via_google_authenticator() {
     assert_eq!(claims["utypid"], json!(2));
     assert_eq!(claims["iat"], json!(T0));
     assert_eq!(claims["exp"], json!(T0 + 3600), "60 minutes by default");
-    independent_verify(&t, &token, T0);
+    independent_verify(&t, &token, admin.id, 0, T0);
+    assert!(
+        independent_check(&t, &token, admin.id, 1).is_err(),
+        "the key is bound to the user's token generation"
+    );
 
     let r = t
         .get("/rest/V1/tfa/installed-providers", Some(&token))
@@ -120,9 +136,8 @@ async fn the_seed_flow_admin_token_via_google_authenticator() {
     assert_eq!(r.json, json!([]), "google is active already");
 }
 
-#[tokio::test]
-async fn oathtool_codes_are_accepted() {
-    let t = TestApp::new();
+async fn oathtool_codes_are_accepted(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t.add_admin_with_totp("ops", "correct horse battery").await;
     let Some(code) = otp::oathtool(&secret, T0) else {
         eprintln!("oathtool not installed; skipping the oathtool cross-check");
@@ -142,9 +157,8 @@ async fn oathtool_codes_are_accepted() {
     token_of(&r);
 }
 
-#[tokio::test]
-async fn first_time_setup_by_email_configure_and_activate() {
-    let t = TestApp::new();
+async fn first_time_setup_by_email_configure_and_activate(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let admin = t
         .add_user(
             "newadmin",
@@ -257,9 +271,8 @@ async fn first_time_setup_by_email_configure_and_activate() {
     assert_eq!(jwt_parts(&token).1["uid"], json!(admin.id));
 }
 
-#[tokio::test]
-async fn tfa_tokens_and_access_tokens_do_not_stand_in_for_each_other() {
-    let t = TestApp::new();
+async fn tfa_tokens_and_access_tokens_do_not_stand_in_for_each_other(backend: Backend) {
+    let t = TestApp::on(backend).await;
     t.add_user(
         "cfg",
         "cfg@example.com",
@@ -310,9 +323,8 @@ async fn tfa_tokens_and_access_tokens_do_not_stand_in_for_each_other() {
     );
 }
 
-#[tokio::test]
-async fn wrong_credentials_and_unknown_users_get_identical_answers() {
-    let t = TestApp::new();
+async fn wrong_credentials_and_unknown_users_get_identical_answers(backend: Backend) {
+    let t = TestApp::on(backend).await;
     t.add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
     let customer = t
@@ -350,17 +362,16 @@ async fn wrong_credentials_and_unknown_users_get_identical_answers() {
         )
         .await;
     assert_eq!(r.text, SIGN_IN_INCORRECT);
-    // Nothing about the customer changed but its failure counter.
-    let after = accounts::get(&t.app, customer.id).await.unwrap().unwrap();
+    // Nothing about the customer changed but its password's failure count.
+    let after = accounts::get(t.db(), customer.id).await.unwrap().unwrap();
     assert_eq!(
-        after.attempts, 2,
+        after.budgets.password.count, 2,
         "the admin-route attempt and the customer-route attempt both count"
     );
 }
 
-#[tokio::test]
-async fn wrong_and_replayed_codes_are_refused_with_the_same_answer() {
-    let t = TestApp::new();
+async fn wrong_and_replayed_codes_are_refused_with_the_same_answer(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -425,9 +436,8 @@ async fn wrong_and_replayed_codes_are_refused_with_the_same_answer() {
     }
 }
 
-#[tokio::test]
-async fn a_code_within_the_window_is_accepted_and_outside_is_not() {
-    let t = TestApp::new();
+async fn a_code_within_the_window_is_accepted_and_outside_is_not(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -455,9 +465,8 @@ async fn a_code_within_the_window_is_accepted_and_outside_is_not() {
     token_of(&r);
 }
 
-#[tokio::test]
-async fn two_factor_switched_off_by_configuration_or_per_user() {
-    let t = TestApp::with_settings(&[("LATCHKEY_MAGENTO_TFA", "off")]);
+async fn two_factor_switched_off_by_configuration_or_per_user(backend: Backend) {
+    let t = TestApp::on_with(backend, &[("LATCHKEY_MAGENTO_TFA", "off")]).await;
     t.add_user(
         "plain",
         "plain@example.com",
@@ -475,7 +484,7 @@ async fn two_factor_switched_off_by_configuration_or_per_user() {
         "no configuration email when 2FA is off"
     );
 
-    let t = TestApp::new();
+    let t = TestApp::on(backend).await;
     t.add_user(
         "exempt",
         "exempt@example.com",
@@ -483,7 +492,7 @@ async fn two_factor_switched_off_by_configuration_or_per_user() {
         Role::Admin,
     )
     .await;
-    accounts::set_two_factor(&t.app, "exempt", false, "test")
+    accounts::set_two_factor(t.db(), "exempt", false, "test")
         .await
         .unwrap();
     token_of(
@@ -492,9 +501,8 @@ async fn two_factor_switched_off_by_configuration_or_per_user() {
     );
 }
 
-#[tokio::test]
-async fn token_lifetime_is_configurable_and_expired_tokens_say_so() {
-    let t = TestApp::with_settings(&[("LATCHKEY_MAGENTO_CUSTOMER_TOKEN_MINUTES", "5")]);
+async fn token_lifetime_is_configurable_and_expired_tokens_say_so(backend: Backend) {
+    let t = TestApp::on_with(backend, &[("LATCHKEY_MAGENTO_CUSTOMER_TOKEN_MINUTES", "5")]).await;
     t.add_user(
         "buyer",
         "buyer@example.com",
@@ -523,9 +531,8 @@ async fn token_lifetime_is_configurable_and_expired_tokens_say_so() {
     );
 }
 
-#[tokio::test]
-async fn customer_token_me_and_revocation() {
-    let t = TestApp::new();
+async fn customer_token_me_and_revocation(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let buyer = t
         .add_user(
             "buyer",
@@ -562,21 +569,23 @@ async fn customer_token_me_and_revocation() {
         r.json["message"],
         "The consumer isn't authorized to access %resources."
     );
-    // A token issued after the revocation second works.
-    t.clock.advance(1);
+    // A token issued right after the revocation works, within the same second (the clock has
+    // not moved), and the revoked one stays dead.
     let fresh = token_of(
         &t.post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
             .await,
     );
+    assert_eq!(jwt_parts(&fresh).1["iat"], jwt_parts(&token).1["iat"]);
+    let r = t.get("/rest/V1/customers/me", Some(&fresh)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(
-        t.get("/rest/V1/customers/me", Some(&fresh)).await.status,
-        StatusCode::OK
+        t.get("/rest/V1/customers/me", Some(&token)).await.status,
+        StatusCode::UNAUTHORIZED
     );
 }
 
-#[tokio::test]
-async fn admin_revocation_kills_every_earlier_token() {
-    let t = TestApp::new();
+async fn admin_revocation_kills_every_earlier_token(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (admin, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -591,7 +600,7 @@ async fn admin_revocation_kills_every_earlier_token() {
         )
         .await,
     );
-    accounts::revoke_tokens(&t.app, admin.id, "test")
+    accounts::revoke_tokens(t.db(), admin.id, "test")
         .await
         .unwrap();
     let r = t
@@ -604,9 +613,8 @@ async fn admin_revocation_kills_every_earlier_token() {
     );
 }
 
-#[tokio::test]
-async fn protected_routes_refuse_missing_bad_and_wrong_kind_tokens() {
-    let t = TestApp::new();
+async fn protected_routes_refuse_missing_bad_and_wrong_kind_tokens(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -665,9 +673,8 @@ async fn protected_routes_refuse_missing_bad_and_wrong_kind_tokens() {
     );
 }
 
-#[tokio::test]
-async fn an_admin_resets_a_provider_and_the_user_must_set_up_again() {
-    let t = TestApp::new();
+async fn an_admin_resets_a_provider_and_the_user_must_set_up_again(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (admin, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
     let (other, _) = t
         .add_admin_with_totp("clerk", "correct horse battery")
@@ -714,9 +721,8 @@ async fn an_admin_resets_a_provider_and_the_user_must_set_up_again() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn integrations_get_bearer_tokens_without_2fa_limited_to_their_resources() {
-    let t = TestApp::new();
+async fn integrations_get_bearer_tokens_without_2fa_limited_to_their_resources(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
     let admin = token_of(
         &t.post(
@@ -809,24 +815,24 @@ async fn integrations_get_bearer_tokens_without_2fa_limited_to_their_resources()
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn six_failures_across_routes_lock_the_account_for_thirty_minutes() {
-    let t = TestApp::new();
+async fn six_wrong_passwords_lock_the_account_for_thirty_minutes(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let (_, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
     for i in 0..6 {
+        // Across routes: the password is one factor wherever it is checked.
         let r = if i % 2 == 0 {
             t.post(ADMIN_TOKEN, &creds("shopadmin", "wrong password"))
                 .await
         } else {
             t.post(
                 AUTHENTICATE,
-                &with_otp("shopadmin", "correct horse battery", "000000"),
+                &with_otp("shopadmin", "wrong password", "000000"),
             )
             .await
         };
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.text, SIGN_IN_INCORRECT);
     }
     let right = || {
         with_otp(
@@ -850,12 +856,114 @@ async fn six_failures_across_routes_lock_the_account_for_thirty_minutes() {
     token_of(&t.post(AUTHENTICATE, &right()).await);
 }
 
-#[tokio::test]
-async fn lockout_threshold_and_duration_are_configurable() {
-    let t = TestApp::with_settings(&[
-        ("LATCHKEY_LOCKOUT_FAILURES", "2"),
-        ("LATCHKEY_LOCKOUT_MINUTES", "1"),
-    ]);
+/// The attack of the core issue: a known password used to reset the code's tries between
+/// guesses. The authenticator has a budget of its own, and no password-only answer gives it back.
+async fn wrong_codes_lock_the_authenticator_however_password_only_sign_ins_are_interleaved(
+    backend: Backend,
+) {
+    let t = TestApp::on(backend).await;
+    let (_, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let guess = |code: &str| with_otp("shopadmin", "correct horse battery", code);
+    let mut wrong = 0;
+    for round in 0..3 {
+        for _ in 0..2 {
+            let r = t.post(AUTHENTICATE, &guess("000000")).await;
+            wrong += 1;
+            let expected = if wrong <= 6 {
+                INVALID_CODE
+            } else {
+                SIGN_IN_INCORRECT
+            };
+            assert_eq!(r.text, expected, "round {round}, wrong code {wrong}");
+        }
+        // The right password alone: "use the provider endpoint". It proves the password only.
+        let r = t
+            .post(ADMIN_TOKEN, &creds("shopadmin", "correct horse battery"))
+            .await;
+        assert_eq!(r.text, USE_PROVIDER, "round {round}");
+    }
+    assert_eq!(wrong, 6);
+    let right = || guess(&otp::totp(&secret, t.clock.now()));
+    assert_eq!(
+        t.post(AUTHENTICATE, &right()).await.text,
+        SIGN_IN_INCORRECT,
+        "six wrong codes block the authenticator: the right code is refused too"
+    );
+    t.clock.advance(30 * 60 - 1);
+    assert_eq!(t.post(AUTHENTICATE, &right()).await.text, SIGN_IN_INCORRECT);
+    t.clock.advance(2);
+    token_of(&t.post(AUTHENTICATE, &right()).await);
+    // A completed sign-in cleared every budget: six fresh tries.
+    t.clock.advance(30);
+    for _ in 0..5 {
+        assert_eq!(
+            t.post(AUTHENTICATE, &guess("000000")).await.text,
+            INVALID_CODE
+        );
+    }
+    token_of(&t.post(AUTHENTICATE, &right()).await);
+}
+
+/// The same attack through first-time set-up: the emailed token stands for the password, and
+/// neither its "not configured" answers nor a password-only sign-in give the code tries back.
+async fn activation_codes_have_the_authenticators_budget(backend: Backend) {
+    let t = TestApp::on(backend).await;
+    t.add_user(
+        "newadmin",
+        "newadmin@example.com",
+        "correct horse battery",
+        Role::Admin,
+    )
+    .await;
+    let r = t
+        .post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery"))
+        .await;
+    assert_eq!(r.text, MUST_CONFIGURE);
+    let tfa = tfa_token_from(&t.last_email_to("newadmin@example.com").unwrap().text);
+    let activate = |code: &str| json!({"tfaToken": tfa, "otp": code}).to_string();
+    // No secret yet: "not configured", and not counted.
+    for _ in 0..10 {
+        let r = t.post(ACTIVATE, &activate("000000")).await;
+        assert_eq!(r.json["message"], "Provider is not configured.");
+    }
+    let r = t
+        .post(CONFIGURE, &json!({"tfaToken": tfa}).to_string())
+        .await;
+    let secret = r.json["secret_code"].as_str().unwrap().to_owned();
+    for i in 0..6 {
+        let r = t.post(ACTIVATE, &activate("000000")).await;
+        assert_eq!(r.text, INVALID_CODE, "wrong code {i}");
+        // The password alone again (it emails a new set-up token, and proves the password only).
+        let r = t
+            .post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery"))
+            .await;
+        assert_eq!(r.text, MUST_CONFIGURE);
+    }
+    let r = t
+        .post(ACTIVATE, &activate(&otp::totp(&secret, t.clock.now())))
+        .await;
+    assert_eq!(
+        r.text, SIGN_IN_INCORRECT,
+        "six wrong codes block activation"
+    );
+    t.clock.advance(30 * 60 + 1);
+    let r = t
+        .post(ACTIVATE, &activate(&otp::totp(&secret, t.clock.now())))
+        .await;
+    assert_eq!(r.text, "true");
+}
+
+async fn lockout_threshold_and_duration_are_configurable(backend: Backend) {
+    let t = TestApp::on_with(
+        backend,
+        &[
+            ("LATCHKEY_LOCKOUT_FAILURES", "2"),
+            ("LATCHKEY_LOCKOUT_MINUTES", "1"),
+        ],
+    )
+    .await;
     t.add_user(
         "buyer",
         "buyer@example.com",
@@ -879,9 +987,8 @@ async fn lockout_threshold_and_duration_are_configurable() {
     );
 }
 
-#[tokio::test]
-async fn a_success_resets_the_failure_count() {
-    let t = TestApp::new();
+async fn a_success_resets_the_failure_count(backend: Backend) {
+    let t = TestApp::on(backend).await;
     t.add_user(
         "buyer",
         "buyer@example.com",
@@ -905,9 +1012,8 @@ async fn a_success_resets_the_failure_count() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_parallel_guesses_check_at_most_six_passwords() {
-    let t = Arc::new(TestApp::new());
+async fn fifty_parallel_guesses_check_at_most_six_passwords(backend: Backend) {
+    let t = Arc::new(TestApp::on(backend).await);
     let user = t
         .add_user(
             "target",
@@ -916,6 +1022,7 @@ async fn fifty_parallel_guesses_check_at_most_six_passwords() {
             Role::Customer,
         )
         .await;
+    let hashes_before = t.hash_runs();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let t = t.clone();
@@ -930,10 +1037,15 @@ async fn fifty_parallel_guesses_check_at_most_six_passwords() {
     for task in tasks {
         assert_eq!(task.await.unwrap().text, SIGN_IN_INCORRECT);
     }
-    let after = accounts::get(&t.app, user.id).await.unwrap().unwrap();
+    let after = accounts::get(t.db(), user.id).await.unwrap().unwrap();
     assert_eq!(
-        after.attempts, 6,
+        after.budgets.password.count, 6,
         "exactly six attempts were let through to the password check"
+    );
+    assert_eq!(
+        t.hash_runs(),
+        hashes_before + 50,
+        "every guess cost one hash: six checked, the rest burned the same work"
     );
     assert_eq!(
         t.post(CUSTOMER_TOKEN, &creds("target", "correct horse battery"))
@@ -943,9 +1055,8 @@ async fn fifty_parallel_guesses_check_at_most_six_passwords() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_code_raced_twenty_times_signs_in_once() {
-    let t = Arc::new(TestApp::new());
+async fn one_code_raced_twenty_times_signs_in_once(backend: Backend) {
+    let t = Arc::new(TestApp::on(backend).await);
     let (_, secret) = t
         .add_admin_with_totp("shopadmin", "correct horse battery")
         .await;
@@ -973,12 +1084,15 @@ async fn one_code_raced_twenty_times_signs_in_once() {
     assert_eq!(tokens, 1);
 }
 
-#[tokio::test]
-async fn per_ip_attempts_are_limited() {
-    let t = TestApp::with_settings(&[
-        ("LATCHKEY_IP_ATTEMPTS", "3"),
-        ("LATCHKEY_IP_WINDOW_SECONDS", "60"),
-    ]);
+async fn per_ip_attempts_are_limited(backend: Backend) {
+    let t = TestApp::on_with(
+        backend,
+        &[
+            ("LATCHKEY_IP_ATTEMPTS", "3"),
+            ("LATCHKEY_IP_WINDOW_SECONDS", "60"),
+        ],
+    )
+    .await;
     t.add_user(
         "buyer",
         "buyer@example.com",
@@ -1034,9 +1148,8 @@ async fn per_ip_attempts_are_limited() {
     token_of(&r);
 }
 
-#[tokio::test]
-async fn bad_input_gets_magento_errors_and_changes_nothing() {
-    let t = TestApp::new();
+async fn bad_input_gets_magento_errors_and_changes_nothing(backend: Backend) {
+    let t = TestApp::on(backend).await;
     let user = t
         .add_user(
             "shopadmin",
@@ -1045,7 +1158,7 @@ async fn bad_input_gets_magento_errors_and_changes_nothing() {
             Role::Admin,
         )
         .await;
-    let before = accounts::get(&t.app, user.id).await.unwrap().unwrap();
+    let before = accounts::get(t.db(), user.id).await.unwrap().unwrap();
 
     let cases: Vec<(&str, &str, StatusCode, Value)> = vec![
         (
@@ -1142,7 +1255,7 @@ async fn bad_input_gets_magento_errors_and_changes_nothing() {
         "authorization is checked before parameters"
     );
 
-    let after = accounts::get(&t.app, user.id).await.unwrap().unwrap();
+    let after = accounts::get(t.db(), user.id).await.unwrap().unwrap();
     assert_eq!(after, before, "no bad request changed the user");
     assert!(t.outbox.emails().is_empty(), "no bad request sent an email");
 }
@@ -1155,7 +1268,7 @@ fn sign_ins_failures_lockouts_and_factor_changes_are_audited() {
         .unwrap();
     let (log, _guard) = latchkey_tests::audit::capture();
     runtime.block_on(async {
-        let t = TestApp::with_settings(&[("LATCHKEY_LOCKOUT_FAILURES", "2")]);
+        let t = TestApp::on_with(Backend::Sqlite, &[("LATCHKEY_LOCKOUT_FAILURES", "2")]).await;
         let (user, secret) = t.add_admin_with_totp("boss", "correct horse battery").await;
         token_of(
             &t.post(
@@ -1166,7 +1279,7 @@ fn sign_ins_failures_lockouts_and_factor_changes_are_audited() {
         );
         t.post(ADMIN_TOKEN, &creds("boss", "wrong password")).await;
         t.post(ADMIN_TOKEN, &creds("boss", "wrong password")).await;
-        accounts::reset_totp(&t.app, user.id, "test").await.unwrap();
+        accounts::reset_totp(t.db(), user.id, "test").await.unwrap();
     });
     assert_eq!(log.count("user_created", None), 1);
     assert_eq!(log.count("factor_enrolled", None), 1);
@@ -1180,3 +1293,209 @@ fn sign_ins_failures_lockouts_and_factor_changes_are_audited() {
         "no password in audit events"
     );
 }
+
+/// Every credential change revokes every token issued before it — access tokens and emailed
+/// set-up tokens alike — and none issued after it, within the same second.
+async fn every_credential_change_revokes_every_earlier_token(backend: Backend) {
+    use latchkey_core::crypto::SecretString;
+    let t = TestApp::on(backend).await;
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
+    let me = |token: String| {
+        let t = &t;
+        async move { t.get("/rest/V1/customers/me", Some(&token)).await.status }
+    };
+    let sign_in = |password: &'static str| {
+        let t = &t;
+        async move { t.post(CUSTOMER_TOKEN, &creds("buyer", password)).await }
+    };
+    let db = t.db();
+    let (hasher, rng) = (&t.app.hasher, t.app.rng.as_ref());
+
+    // A new password.
+    let before = token_of(&sign_in("correct horse battery").await);
+    accounts::set_password_by_login(
+        db,
+        hasher,
+        rng,
+        "buyer",
+        &SecretString::new("another horse battery".into()),
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        me(before).await,
+        StatusCode::UNAUTHORIZED,
+        "after set-password"
+    );
+    let after = token_of(&sign_in("another horse battery").await);
+    assert_eq!(me(after.clone()).await, StatusCode::OK);
+
+    // Disabling the account; enabling it again does not bring old tokens back.
+    accounts::set_active(db, "buyer", false, "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        me(after.clone()).await,
+        StatusCode::UNAUTHORIZED,
+        "after disable"
+    );
+    accounts::set_active(db, "buyer", true, "test")
+        .await
+        .unwrap();
+    assert_eq!(me(after).await, StatusCode::UNAUTHORIZED, "after re-enable");
+    let again = token_of(&sign_in("another horse battery").await);
+    assert_eq!(me(again.clone()).await, StatusCode::OK);
+
+    // A forced password reset: signed out, and no sign-in until the new password.
+    accounts::require_password_reset(db, "buyer", "test")
+        .await
+        .unwrap();
+    assert_eq!(
+        me(again).await,
+        StatusCode::UNAUTHORIZED,
+        "after forced reset"
+    );
+    assert_eq!(
+        sign_in("another horse battery").await.text,
+        SIGN_IN_INCORRECT
+    );
+
+    // An admin's pending set-up token dies with a TOTP reset, and so does their access token.
+    let (admin, secret) = t
+        .add_admin_with_totp("shopadmin", "correct horse battery")
+        .await;
+    let admin_token = token_of(
+        &t.post(
+            AUTHENTICATE,
+            &with_otp(
+                "shopadmin",
+                "correct horse battery",
+                &otp::totp(&secret, T0),
+            ),
+        )
+        .await,
+    );
+    t.add_user(
+        "newadmin",
+        "newadmin@example.com",
+        "correct horse battery",
+        Role::Admin,
+    )
+    .await;
+    t.post(ADMIN_TOKEN, &creds("newadmin", "correct horse battery"))
+        .await;
+    let tfa = tfa_token_from(&t.last_email_to("newadmin@example.com").unwrap().text);
+    let newadmin = accounts::find(db, "newadmin").await.unwrap().unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("/rest/V1/tfa/provider/google/reset/{}", newadmin.id),
+            None,
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(r.text, "true");
+    for path in [CONFIGURE, ACTIVATE] {
+        let r = t
+            .post(path, &json!({"tfaToken": tfa, "otp": "123456"}).to_string())
+            .await;
+        assert_eq!(
+            r.json["message"], "Invalid two-factor authorization token",
+            "{path}: a set-up token issued before the reset"
+        );
+    }
+    accounts::reset_totp(db, admin.id, "test").await.unwrap();
+    let r = t
+        .get("/rest/V1/tfa/installed-providers", Some(&admin_token))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "after a TOTP reset");
+}
+
+/// Every refused sign-in costs exactly one password hash, whatever the reason, so that time
+/// does not tell the reasons apart.
+async fn every_refused_sign_in_costs_one_password_hash(backend: Backend) {
+    let t = TestApp::on_with(backend, &[("LATCHKEY_LOCKOUT_FAILURES", "2")]).await;
+    t.add_user(
+        "buyer",
+        "buyer@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
+    t.add_user(
+        "gone",
+        "gone@example.com",
+        "correct horse battery",
+        Role::Customer,
+    )
+    .await;
+    accounts::set_active(t.db(), "gone", false, "test")
+        .await
+        .unwrap();
+    let mut cases: Vec<(&str, String)> = vec![
+        ("unknown login", creds("nobody", "correct horse battery")),
+        (
+            "over-long login",
+            creds(&"x".repeat(3000), "correct horse battery"),
+        ),
+        ("disabled account", creds("gone", "correct horse battery")),
+        ("wrong password", creds("buyer", "wrong password")),
+    ];
+    for (what, body) in cases.drain(..) {
+        let before = t.hash_runs();
+        assert_eq!(
+            t.post(CUSTOMER_TOKEN, &body).await.text,
+            SIGN_IN_INCORRECT,
+            "{what}"
+        );
+        assert_eq!(t.hash_runs(), before + 1, "{what}");
+    }
+    let before = t.hash_runs();
+    let r = t
+        .post(ADMIN_TOKEN, &creds("buyer", "correct horse battery"))
+        .await;
+    assert_eq!(r.text, SIGN_IN_INCORRECT);
+    assert_eq!(t.hash_runs(), before + 1, "wrong role");
+    // Two failures so far on buyer's password: locked.
+    let before = t.hash_runs();
+    let r = t
+        .post(CUSTOMER_TOKEN, &creds("buyer", "correct horse battery"))
+        .await;
+    assert_eq!(r.text, SIGN_IN_INCORRECT);
+    assert_eq!(t.hash_runs(), before + 1, "locked account");
+}
+
+latchkey_tests::flow_suite!(
+    wrong_codes_lock_the_authenticator_however_password_only_sign_ins_are_interleaved,
+    the_seed_flow_admin_token_via_google_authenticator,
+    oathtool_codes_are_accepted,
+    first_time_setup_by_email_configure_and_activate,
+    tfa_tokens_and_access_tokens_do_not_stand_in_for_each_other,
+    wrong_credentials_and_unknown_users_get_identical_answers,
+    wrong_and_replayed_codes_are_refused_with_the_same_answer,
+    a_code_within_the_window_is_accepted_and_outside_is_not,
+    two_factor_switched_off_by_configuration_or_per_user,
+    token_lifetime_is_configurable_and_expired_tokens_say_so,
+    customer_token_me_and_revocation,
+    admin_revocation_kills_every_earlier_token,
+    protected_routes_refuse_missing_bad_and_wrong_kind_tokens,
+    an_admin_resets_a_provider_and_the_user_must_set_up_again,
+    integrations_get_bearer_tokens_without_2fa_limited_to_their_resources,
+    six_wrong_passwords_lock_the_account_for_thirty_minutes,
+    activation_codes_have_the_authenticators_budget,
+    lockout_threshold_and_duration_are_configurable,
+    a_success_resets_the_failure_count,
+    fifty_parallel_guesses_check_at_most_six_passwords,
+    one_code_raced_twenty_times_signs_in_once,
+    per_ip_attempts_are_limited,
+    bad_input_gets_magento_errors_and_changes_nothing,
+    every_credential_change_revokes_every_earlier_token,
+    every_refused_sign_in_costs_one_password_hash,
+);

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use http::StatusCode;
-use latchkey_core::routes::ROUTES;
+use latchkey_core::routes;
 use latchkey_tests::harness::TestApp;
 use serde_json::Value;
 
@@ -22,8 +22,7 @@ fn documented() -> BTreeSet<(String, String)> {
 }
 
 fn routed() -> BTreeSet<(String, String)> {
-    ROUTES
-        .iter()
+    routes::all()
         .flat_map(|r| {
             r.paths
                 .iter()

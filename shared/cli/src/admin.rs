@@ -7,8 +7,9 @@ use latchkey_core::crypto::keys::KeySetFile;
 use latchkey_core::crypto::qr;
 use latchkey_core::crypto::totp::TotpSecret;
 use latchkey_core::identity::accounts::{self, NewUser, TotpSetup};
-use latchkey_core::identity::integrations;
-use latchkey_core::identity::users::{Role, Totp, User};
+use latchkey_core::identity::integrations::{self, Grantor};
+use latchkey_core::identity::users::{Factor, Role, Totp, User};
+use latchkey_core::identity::{Error, Taken};
 use latchkey_core::ports::SystemRng;
 
 use crate::setup::{self, StoreArgs};
@@ -105,8 +106,9 @@ pub enum IntegrationCommand {
     Add {
         #[arg(long)]
         name: String,
-        /// An ACL resource to grant (repeatable); default: all (`Magento_Backend::all`).
-        #[arg(long = "resource")]
+        /// An ACL resource to grant (repeatable, at least one); `Magento_Backend::all` grants
+        /// every resource.
+        #[arg(long = "resource", required = true)]
         resources: Vec<String>,
     },
     /// List integrations.
@@ -125,9 +127,23 @@ pub enum KeysCommand {
     },
 }
 
+/// A refusal of the core, in the operator's words.
+fn describe(e: Error) -> String {
+    match e {
+        Error::Taken(Taken::Login) => "that username or email is already taken".into(),
+        Error::Taken(Taken::IntegrationName) => "an integration of that name exists".into(),
+        Error::NotFound => "no such user".into(),
+        Error::AlreadyConfigured => "the authenticator app is already set up".into(),
+        Error::Invalid(invalid) => invalid.to_string(),
+        Error::Fault(fault) => fault.to_string(),
+        other => other.to_string(),
+    }
+}
+
 pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
     let app = setup::local(store).await?.app;
-    let err = |e: accounts::AccountError| e.to_string();
+    let db = app.db();
+    let rng = app.rng.as_ref();
     match cmd {
         UserCommand::Add {
             username,
@@ -150,7 +166,9 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 phone,
                 store_id,
             };
-            let user = accounts::create(&app, new, VIA).await.map_err(err)?;
+            let user = accounts::create(db, &app.hasher, &app.keys.sealer, rng, new, VIA)
+                .await
+                .map_err(describe)?;
             println!(
                 "created {} {} ({}, id {})",
                 user.role, user.username, user.email, user.id
@@ -158,43 +176,52 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
         }
         UserCommand::List => print_users(
             &app,
-            &accounts::list(&app, 100_000)
+            &accounts::list(db, 100_000)
                 .await
                 .map_err(|e| e.to_string())?,
         ),
         UserCommand::SetPassword { login, password } => {
-            accounts::set_password(&app, &login, &SecretString::new(password), VIA)
+            let password = SecretString::new(password);
+            accounts::set_password_by_login(db, &app.hasher, rng, &login, &password, VIA)
                 .await
-                .map_err(err)?;
-            println!("password set for {login}");
+                .map_err(describe)?;
+            println!("password set for {login}; every earlier token of theirs is revoked");
         }
         UserCommand::RequirePasswordReset { login } => {
-            accounts::require_password_reset(&app, &login, VIA)
+            accounts::require_password_reset(db, &login, VIA)
                 .await
-                .map_err(err)?;
-            println!("{login} must set a new password before signing in");
+                .map_err(describe)?;
+            println!("{login} must set a new password before signing in (signed out everywhere)");
         }
         UserCommand::Unlock { login } => {
-            accounts::unlock(&app, &login, VIA).await.map_err(err)?;
+            accounts::unlock(db, &login, VIA).await.map_err(describe)?;
             println!("{login} unlocked");
         }
         UserCommand::Totp(TotpCommand::Enroll { login, secret }) => {
             let secret = secret
                 .map(|s| TotpSecret::from_base32(&s).map_err(|e| format!("--secret: {e}")))
                 .transpose()?;
-            let setup = accounts::enroll_totp(&app, &login, secret, VIA)
-                .await
-                .map_err(err)?;
+            let setup = accounts::enroll_totp(
+                db,
+                &app.keys.sealer,
+                rng,
+                &app.config.issuer,
+                &login,
+                secret,
+                VIA,
+            )
+            .await
+            .map_err(describe)?;
             print_setup(&setup)?;
         }
         UserCommand::Totp(TotpCommand::Reset { login }) => {
-            let user = accounts::find(&app, &login)
+            let user = accounts::find(db, &login)
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or("no such user")?;
-            accounts::reset_totp(&app, user.id, VIA)
+            accounts::reset_totp(db, user.id, VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!("authenticator removed for {login}; the next sign-in sets one up again");
         }
         UserCommand::SetPhone {
@@ -203,42 +230,42 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             clear,
         } => {
             let phone = if clear { None } else { phone };
-            accounts::set_phone(&app, &login, phone.as_deref(), VIA)
+            accounts::set_phone(db, &login, phone.as_deref(), VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!(
                 "phone {} for {login}",
                 if phone.is_some() { "set" } else { "removed" }
             );
         }
         UserCommand::Enable2fa { login } => {
-            accounts::set_two_factor(&app, &login, true, VIA)
+            accounts::set_two_factor(db, &login, true, VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!("two-factor authentication required for {login}");
         }
         UserCommand::Disable2fa { login } => {
-            accounts::set_two_factor(&app, &login, false, VIA)
+            accounts::set_two_factor(db, &login, false, VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!("two-factor authentication disabled for {login}");
         }
         UserCommand::Enable { login } => {
-            accounts::set_active(&app, &login, true, VIA)
+            accounts::set_active(db, &login, true, VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!("{login} enabled");
         }
         UserCommand::Disable { login } => {
-            accounts::set_active(&app, &login, false, VIA)
+            accounts::set_active(db, &login, false, VIA)
                 .await
-                .map_err(err)?;
-            println!("{login} disabled");
+                .map_err(describe)?;
+            println!("{login} disabled; every token of theirs is revoked");
         }
         UserCommand::RevokeTokens { login } => {
-            accounts::revoke_tokens_by_login(&app, &login, VIA)
+            accounts::revoke_tokens_by_login(db, &login, VIA)
                 .await
-                .map_err(err)?;
+                .map_err(describe)?;
             println!("every token issued to {login} so far is revoked");
         }
     }
@@ -246,21 +273,28 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
 }
 
 fn print_users(app: &App, users: &[User]) {
-    let config = &app.config;
+    let policy = &app.config.magento.signin;
     println!(
         "{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} STATUS",
         "ID", "USERNAME", "EMAIL", "ROLE", "TOTP", "2FA"
     );
+    let now = app.clock.now();
     for u in users {
         let totp = match u.totp {
             Totp::None => "-",
             Totp::Pending { .. } => "pending",
             Totp::Active { .. } => "active",
         };
-        let now = app.clock.now();
+        let locked = Factor::ALL.iter().any(|f| {
+            let budget = match f {
+                Factor::Password => &policy.password,
+                _ => &policy.second_factor,
+            };
+            u.budgets.of(*f).blocked(now, budget).is_some()
+        });
         let status = if !u.active {
             "disabled"
-        } else if u.locked(now, config.lockout_failures, config.lockout_secs) {
+        } else if locked {
             "locked"
         } else if u.must_reset_password {
             "reset-required"
@@ -291,9 +325,17 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
     let app = setup::local(store).await?.app;
     match cmd {
         IntegrationCommand::Add { name, resources } => {
-            let (integration, token) = integrations::create(&app, &name, resources, VIA)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (integration, token) = integrations::create(
+                app.db(),
+                app.rng.as_ref(),
+                app.keys.pepper(),
+                Grantor::Admin,
+                &name,
+                resources,
+                VIA,
+            )
+            .await
+            .map_err(describe)?;
             println!(
                 "created integration {} ({})",
                 integration.id, integration.name
@@ -304,14 +346,20 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
         }
         IntegrationCommand::List => {
             println!("{:>5}  {:<32} RESOURCES", "ID", "NAME");
-            for i in integrations::list(&app).await.map_err(|e| e.to_string())? {
+            for i in integrations::list(app.db())
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 println!("{:>5}  {:<32} {}", i.id, i.name, i.resources.join(", "));
             }
         }
         IntegrationCommand::Delete { id } => {
-            integrations::delete(&app, id, VIA)
+            integrations::delete(app.db(), id, VIA)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match e {
+                    Error::NotFound => format!("no integration with id {id}"),
+                    other => describe(other),
+                })?;
             println!("integration {id} deleted; its token no longer works");
         }
     }

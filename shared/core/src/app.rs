@@ -1,13 +1,18 @@
 //! The application: its ports, its settings, and the one entry point every runtime calls.
+//!
+//! Flows in [`crate::identity`] never see the application; handlers borrow from it exactly the
+//! ports a flow names ([`App::db`], [`App::signin`]).
 
 use std::sync::Arc;
 
 use crate::config::Config;
 use crate::crypto::keys::KeySet;
 use crate::crypto::password::PasswordHasher;
-use crate::dialects;
+use crate::dialects::Dialect;
+use crate::identity::Db;
+use crate::identity::signin::{Policy, SignIn};
 use crate::ports::{Clock, Mailer, Rng, SmsSender};
-use crate::routes::{self, Lookup, Route};
+use crate::routes::{self, Call, Lookup, Route};
 use crate::store::Store;
 use crate::web::{Request, Response};
 
@@ -43,6 +48,21 @@ impl App {
         }
     }
 
+    /// The store and the clock, for flows that read or write state.
+    pub fn db(&self) -> Db<'_> {
+        Db::new(self.store.as_ref(), self.clock.as_ref())
+    }
+
+    /// Sign-in under a dialect's policy.
+    pub fn signin<'a>(&'a self, policy: &'a Policy) -> SignIn<'a> {
+        SignIn {
+            db: self.db(),
+            hasher: &self.hasher,
+            sealer: &self.keys.sealer,
+            policy,
+        }
+    }
+
     /// Serves a request on any route (the local server).
     pub async fn handle(&self, req: Request) -> Response {
         let found = routes::lookup(req.method(), req.uri().path());
@@ -58,21 +78,25 @@ impl App {
 
     /// The answer to a request whose body exceeded the limit before it was read in full.
     pub fn body_too_large(&self, path: &str) -> Response {
-        dialects::too_large(routes::dialect_of_path(path))
+        Dialect::of_path(path).too_large()
     }
 
     async fn dispatch(&self, found: Lookup, req: Request) -> Response {
         match found {
             Lookup::Found(route, params) => {
                 if req.body().len() > self.config.max_body_bytes {
-                    return dialects::too_large(route.dialect);
+                    return route.dialect.too_large();
                 }
-                dialects::handle(self, route, params, req).await
+                let call = Call { req, params };
+                if let Some(refused) = route.dialect.admit(self, &call) {
+                    return refused;
+                }
+                (route.handler)(self, call).await
             }
             Lookup::WrongMethod(allowed) => {
-                dialects::wrong_method(routes::dialect_of_path(req.uri().path()), &allowed)
+                Dialect::of_path(req.uri().path()).wrong_method(&allowed)
             }
-            Lookup::NotFound => dialects::not_found(routes::dialect_of_path(req.uri().path())),
+            Lookup::NotFound => Dialect::of_path(req.uri().path()).not_found(),
         }
     }
 }

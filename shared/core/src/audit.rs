@@ -8,6 +8,7 @@ use std::net::IpAddr;
 pub enum Event {
     SignIn,
     SecondFactor,
+    CodeSent,
     Lockout,
     RateLimited,
     FactorEnrolled,
@@ -24,6 +25,7 @@ impl Event {
         match self {
             Event::SignIn => "sign_in",
             Event::SecondFactor => "second_factor",
+            Event::CodeSent => "code_sent",
             Event::Lockout => "lockout",
             Event::RateLimited => "rate_limited",
             Event::FactorEnrolled => "factor_enrolled",

@@ -5,6 +5,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::identity::limits::Window;
+use crate::identity::signin::Policy;
+use crate::identity::users::Budget;
+
 /// Whether this is a development or a production deployment. Production refuses to start with
 /// generated development keys, and never serves the local outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,12 +66,12 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "LATCHKEY_LOCKOUT_FAILURES",
         default: "6",
-        doc: "Failed password or code attempts, on any route, that lock an account.",
+        doc: "Failed attempts that lock a factor of an account: the password, and separately each second factor (a right password never gives a code its tries back).",
     },
     Setting {
         name: "LATCHKEY_LOCKOUT_MINUTES",
         default: "30",
-        doc: "How long a locked account stays locked.",
+        doc: "How long a locked factor stays locked, from its last failure.",
     },
     Setting {
         name: "LATCHKEY_IP_ATTEMPTS",
@@ -197,6 +201,9 @@ pub struct Config {
 
 #[derive(Clone, Debug)]
 pub struct MagentoConfig {
+    /// Failure budgets and address limits of Magento sign-ins: the lockout settings for the
+    /// password and, separately, for the authenticator code.
+    pub signin: Policy,
     pub tfa: MagentoTfa,
     pub admin_token_secs: i64,
     pub customer_token_secs: i64,
@@ -261,18 +268,38 @@ impl Config {
             .filter(|s| !s.is_empty())
             .chain(std::iter::once("all".to_owned()))
             .collect();
+        let totp_window = number(get("LATCHKEY_TOTP_WINDOW"), 0, 10)?;
+        let lockout_failures = number(get("LATCHKEY_LOCKOUT_FAILURES"), 1, 1000)?;
+        let lockout_secs = minutes(get("LATCHKEY_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?;
+        let ip_attempts = number(get("LATCHKEY_IP_ATTEMPTS"), 1, 1_000_000)?;
+        let ip_window_secs = number(get("LATCHKEY_IP_WINDOW_SECONDS"), 1, 86_400)?;
+        let lockout = Budget {
+            max_failures: lockout_failures,
+            window_secs: None,
+            block_secs: lockout_secs,
+        };
         Ok(Config {
             environment,
             public_url,
             mail_from: get("LATCHKEY_MAIL_FROM").1,
             issuer: get("LATCHKEY_ISSUER").1,
-            totp_window: number(get("LATCHKEY_TOTP_WINDOW"), 0, 10)?,
-            lockout_failures: number(get("LATCHKEY_LOCKOUT_FAILURES"), 1, 1000)?,
-            lockout_secs: minutes(get("LATCHKEY_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?,
-            ip_attempts: number(get("LATCHKEY_IP_ATTEMPTS"), 1, 1_000_000)?,
-            ip_window_secs: number(get("LATCHKEY_IP_WINDOW_SECONDS"), 1, 86_400)?,
+            totp_window,
+            lockout_failures,
+            lockout_secs,
+            ip_attempts,
+            ip_window_secs,
             max_body_bytes: number(get("LATCHKEY_MAX_BODY_BYTES"), 1024, 10 * 1024 * 1024)?,
             magento: MagentoConfig {
+                signin: Policy {
+                    password: lockout,
+                    second_factor: lockout,
+                    per_ip: Some(Window {
+                        limit: ip_attempts,
+                        secs: ip_window_secs,
+                    }),
+                    ip_failures: None,
+                    totp_window,
+                },
                 tfa,
                 admin_token_secs: minutes(
                     get("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES"),
@@ -304,6 +331,24 @@ impl Config {
             ip_window_secs: 300,
             max_body_bytes: 65536,
             magento: MagentoConfig {
+                signin: Policy {
+                    password: Budget {
+                        max_failures: 6,
+                        window_secs: None,
+                        block_secs: 1800,
+                    },
+                    second_factor: Budget {
+                        max_failures: 6,
+                        window_secs: None,
+                        block_secs: 1800,
+                    },
+                    per_ip: Some(Window {
+                        limit: 100,
+                        secs: 300,
+                    }),
+                    ip_failures: None,
+                    totp_window: 1,
+                },
                 tfa: MagentoTfa::Required,
                 admin_token_secs: 3600,
                 customer_token_secs: 3600,

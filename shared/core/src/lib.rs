@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod dialects;
 pub mod identity;
 pub mod ports;
+pub mod records;
 pub mod routes;
 pub mod store;
 pub mod web;

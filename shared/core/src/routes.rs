@@ -1,17 +1,17 @@
-//! The route table: every endpoint latchkey serves, once. The local server dispatches through
-//! it, each Lambda function serves exactly one entry of it, `template.yaml` declares one
-//! function per entry and `openapi.json` documents each; tests keep all four in step.
+//! The route table: every endpoint latchkey serves, once. Each dialect module declares its own
+//! routes, each with the function that handles it, so a route without a handler (or a handler
+//! without a route) does not compile. The local server dispatches through the table, each
+//! Lambda function serves exactly one entry of it, `template.yaml` declares one function per
+//! entry and `openapi.json` documents each; tests keep all four in step.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use http::Method;
 
-/// Which wire dialect an endpoint speaks (and so which error shape it answers in).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// Health, OpenAPI and JWKS: plain JSON.
-    Core,
-    /// Magento 2 REST (`/rest/V1/...`, `/rest/<store_code>/V1/...`).
-    Magento,
-}
+use crate::app::App;
+use crate::dialects::{self, Dialect};
+use crate::web::{Request, Response};
 
 /// Outbound messages an endpoint may send (drives least-privilege IAM in the template).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,10 +19,55 @@ pub enum Sends {
     Nothing,
     Email,
     Sms,
+    /// Email or SMS, by the user's choice of factor.
+    EmailAndSms,
 }
 
-/// One endpoint.
+/// A request matched to its route: the request and the path's parameters.
 #[derive(Debug)]
+pub struct Call {
+    pub req: Request,
+    pub params: Params,
+}
+
+/// The future a handler returns.
+pub type Reply<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// What serves a route: the application and the call in, the dialect's answer out.
+pub type Handler = for<'a> fn(&'a App, Call) -> Reply<'a>;
+
+/// How a dialect's error becomes its answer.
+pub trait IntoResponse {
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+/// A handler's result as the answer.
+pub fn respond<E: IntoResponse>(result: Result<Response, E>) -> Response {
+    match result {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Turns `async fn name(app: &App, call: &Call) -> Result<Response, E>` (with `E:
+/// IntoResponse`) into a [`Handler`].
+macro_rules! handler {
+    ($f:path) => {{
+        fn handle(app: &$crate::app::App, call: $crate::routes::Call) -> $crate::routes::Reply<'_> {
+            Box::pin(async move { $crate::routes::respond($f(app, &call).await) })
+        }
+        handle as $crate::routes::Handler
+    }};
+}
+pub(crate) use handler;
+
+/// One endpoint.
 pub struct Route {
     /// Kebab-case name: the function's directory under `functions/`, its binary, and (in
     /// PascalCase + `Function`) its logical id in `template.yaml`.
@@ -35,191 +80,22 @@ pub struct Route {
     /// Whether the endpoint writes to the store (drives IAM: read-only functions get no writes).
     pub writes: bool,
     pub summary: &'static str,
+    pub handler: Handler,
 }
 
-macro_rules! magento_paths {
-    ($tail:literal) => {
-        &[
-            concat!("/rest/V1/", $tail),
-            concat!("/rest/{store_code}/V1/", $tail),
-        ]
-    };
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("name", &self.name)
+            .field("method", &self.method)
+            .finish_non_exhaustive()
+    }
 }
 
-/// Every endpoint.
-pub static ROUTES: &[Route] = &[
-    Route {
-        name: "health",
-        method: Method::GET,
-        paths: &["/health"],
-        dialect: Dialect::Core,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "Readiness: 200 once the server or function can take requests.",
-    },
-    Route {
-        name: "openapi",
-        method: Method::GET,
-        paths: &["/openapi.json"],
-        dialect: Dialect::Core,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "This API as an OpenAPI 3.1 document.",
-    },
-    Route {
-        name: "jwks",
-        method: Method::GET,
-        paths: &["/.well-known/jwks.json"],
-        dialect: Dialect::Core,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "Public keys of every asymmetric signing key in use, as a JWK set.",
-    },
-    Route {
-        name: "magento-admin-token",
-        method: Method::POST,
-        paths: magento_paths!("integration/admin/token"),
-        dialect: Dialect::Magento,
-        sends: Sends::Email,
-        writes: true,
-        summary: "Admin sign-in by password; with 2FA on, names the providers to use instead.",
-    },
-    Route {
-        name: "magento-customer-token",
-        method: Method::POST,
-        paths: magento_paths!("integration/customer/token"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Customer sign-in by email (or username) and password.",
-    },
-    Route {
-        name: "magento-google-authenticate",
-        method: Method::POST,
-        paths: magento_paths!("tfa/provider/google/authenticate"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Admin sign-in with password and Google Authenticator code.",
-    },
-    Route {
-        name: "magento-google-configure",
-        method: Method::POST,
-        paths: magento_paths!("tfa/provider/google/configure"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "First-time 2FA setup: the secret and its QR code, for an emailed tfaToken.",
-    },
-    Route {
-        name: "magento-google-activate",
-        method: Method::POST,
-        paths: magento_paths!("tfa/provider/google/activate"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "First-time 2FA setup: confirm the authenticator with one code.",
-    },
-    Route {
-        name: "magento-tfat-user-providers",
-        method: Method::GET,
-        paths: magento_paths!("tfa/tfat-user-providers"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "Providers of the user a tfaToken was issued for.",
-    },
-    Route {
-        name: "magento-tfat-providers-to-activate",
-        method: Method::GET,
-        paths: magento_paths!("tfa/tfat-providers-to-activate"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "Providers still to configure for the user a tfaToken was issued for.",
-    },
-    Route {
-        name: "magento-installed-providers",
-        method: Method::GET,
-        paths: magento_paths!("tfa/installed-providers"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "Every 2FA provider this installation offers.",
-    },
-    Route {
-        name: "magento-forced-providers",
-        method: Method::GET,
-        paths: magento_paths!("tfa/forced-providers"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "The 2FA providers every admin must use.",
-    },
-    Route {
-        name: "magento-user-providers",
-        method: Method::GET,
-        paths: magento_paths!("tfa/user-providers/{userId}"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "The 2FA providers of one admin user.",
-    },
-    Route {
-        name: "magento-providers-to-activate",
-        method: Method::GET,
-        paths: magento_paths!("tfa/providers-to-activate/{userId}"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "The 2FA providers one admin user has yet to configure.",
-    },
-    Route {
-        name: "magento-provider-reset",
-        method: Method::POST,
-        paths: magento_paths!("tfa/provider/{providerCode}/reset/{userId}"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Reset one provider of a user (what `bin/magento security:tfa:reset` does).",
-    },
-    Route {
-        name: "magento-customers-me",
-        method: Method::GET,
-        paths: magento_paths!("customers/me"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: false,
-        summary: "The signed-in customer.",
-    },
-    Route {
-        name: "magento-revoke-customer-token",
-        method: Method::POST,
-        paths: magento_paths!("integration/customer/revoke-customer-token"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Revoke every token of the signed-in customer.",
-    },
-    Route {
-        name: "magento-integration-create",
-        method: Method::POST,
-        paths: magento_paths!("integrations"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Create an integration and its Bearer access token (admin).",
-    },
-    Route {
-        name: "magento-integration-delete",
-        method: Method::DELETE,
-        paths: magento_paths!("integrations/{integrationId}"),
-        dialect: Dialect::Magento,
-        sends: Sends::Nothing,
-        writes: true,
-        summary: "Delete an integration, revoking its access token (admin).",
-    },
-];
+/// Every endpoint, dialect by dialect.
+pub fn all() -> impl Iterator<Item = &'static Route> {
+    dialects::TABLES.iter().flat_map(|table| table.iter())
+}
 
 /// Path parameters matched by a route's pattern, in pattern order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -268,7 +144,7 @@ pub enum Lookup {
 
 /// Finds the route for a method and path. `HEAD` is served as `GET`.
 pub fn lookup(method: &Method, path: &str) -> Lookup {
-    lookup_in(ROUTES.iter(), method, path)
+    lookup_in(all(), method, path)
 }
 
 /// As [`lookup`], within a subset of routes (a Lambda function serves one route).
@@ -302,16 +178,7 @@ pub fn lookup_in(
 
 /// The route with this name.
 pub fn by_name(name: &str) -> Option<&'static Route> {
-    ROUTES.iter().find(|r| r.name == name)
-}
-
-/// Which dialect's error shape an unmatched path gets.
-pub fn dialect_of_path(path: &str) -> Dialect {
-    if path.starts_with("/rest/") {
-        Dialect::Magento
-    } else {
-        Dialect::Core
-    }
+    all().find(|r| r.name == name)
 }
 
 #[cfg(test)]
@@ -362,20 +229,19 @@ mod tests {
 
     #[test]
     fn names_are_unique_kebab_case_and_paths_do_not_collide() {
-        let mut names: Vec<_> = ROUTES.iter().map(|r| r.name).collect();
+        let mut names: Vec<_> = all().map(|r| r.name).collect();
         names.sort_unstable();
         let before = names.len();
         names.dedup();
         assert_eq!(before, names.len());
-        for r in ROUTES {
+        for r in all() {
             assert!(
                 r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
                 "{}",
                 r.name
             );
         }
-        let mut pairs: Vec<_> = ROUTES
-            .iter()
+        let mut pairs: Vec<_> = all()
             .flat_map(|r| r.paths.iter().map(move |p| (r.method.as_str(), *p)))
             .collect();
         pairs.sort_unstable();

@@ -17,10 +17,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use latchkey_core::store::{
-    Attrs, Cond, Item, Key, Store, StoreError, TxOp, Update, Value, validate_item, validate_tx,
-    validate_update,
-};
+use latchkey_core::store::engine::{self, Rows};
+use latchkey_core::store::{Attrs, Cond, Item, Key, Store, StoreError, TxOp, Update, Value};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value as Json, json};
 
@@ -132,31 +130,47 @@ impl SqliteStore {
         .map_err(|_| StoreError::Failure("store task failed".into()))?
     }
 
-    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction, committing if it returns Ok.
+    /// Runs `f` on the rows inside one `BEGIN IMMEDIATE` transaction, committing if it
+    /// returns Ok: the write lock is taken before the read, so the read and the write are one
+    /// atomic step, across threads and processes.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut TxRows<'_, '_>) -> Result<T, StoreError> + Send + 'static,
     {
         self.run(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error)?;
-            let out = f(&tx)?;
+            let out = f(&mut TxRows(&tx))?;
             tx.commit().map_err(sql_error)?;
             Ok(out)
         })
         .await
     }
 
+    /// Runs `f` on the rows inside one read transaction (a consistent snapshot).
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut TxRows<'_, '_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            f(&mut TxRows(&tx))
+        })
+        .await
+    }
+
     /// Deletes expired rows. Reads already ignore them; this keeps the file small.
     pub async fn sweep_expired(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |tx| {
-            tx.execute(
-                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
-                params![now],
-            )
-            .map_err(sql_error)
+        self.write(move |rows| {
+            rows.0
+                .execute(
+                    "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+                    params![now],
+                )
+                .map_err(sql_error)
         })
         .await
     }
@@ -216,56 +230,44 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
     })
 }
 
-/// The live item at `key`, read inside the caller's transaction.
-fn live(tx: &rusqlite::Transaction<'_>, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
-    let row: Option<(String, Option<i64>)> = tx
-        .query_row(
-            "SELECT attrs, expires_at FROM items WHERE pk = ?1 AND sk = ?2",
-            params![key.pk, key.sk],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()
-        .map_err(sql_error)?;
-    match row {
-        Some((attrs, expires_at)) => {
-            let item = decode_row(key.clone(), &attrs, expires_at)?;
-            Ok(item.is_live(now).then_some(item))
-        }
-        None => Ok(None),
+/// The rows of one SQLite transaction, for the shared [`engine`].
+struct TxRows<'a, 'c>(&'a rusqlite::Transaction<'c>);
+
+impl Rows for TxRows<'_, '_> {
+    fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let row: Option<(String, Option<i64>)> = self
+            .0
+            .query_row(
+                "SELECT attrs, expires_at FROM items WHERE pk = ?1 AND sk = ?2",
+                params![key.pk, key.sk],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(sql_error)?;
+        row.map(|(attrs, expires_at)| decode_row(key.clone(), &attrs, expires_at))
+            .transpose()
     }
-}
 
-fn write_item(tx: &rusqlite::Transaction<'_>, item: &Item) -> Result<(), StoreError> {
-    let attrs = encode_attrs(&item.attrs)?;
-    tx.execute(
-        "INSERT INTO items (pk, sk, attrs, expires_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs, expires_at = excluded.expires_at",
-        params![item.key.pk, item.key.sk, attrs, item.expires_at],
-    )
-    .map_err(sql_error)?;
-    Ok(())
-}
-
-fn delete_row(tx: &rusqlite::Transaction<'_>, key: &Key) -> Result<(), StoreError> {
-    tx.execute(
-        "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-        params![key.pk, key.sk],
-    )
-    .map_err(sql_error)?;
-    Ok(())
-}
-
-fn check(cond: &Cond, current: Option<Item>) -> Result<Option<Item>, StoreError> {
-    if cond.holds(current.as_ref()) {
-        Ok(current)
-    } else {
-        Err(StoreError::condition_failed(current))
+    fn write(&mut self, item: &Item) -> Result<(), StoreError> {
+        let attrs = encode_attrs(&item.attrs)?;
+        self.0
+            .execute(
+                "INSERT INTO items (pk, sk, attrs, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs, expires_at = excluded.expires_at",
+                params![item.key.pk, item.key.sk, attrs, item.expires_at],
+            )
+            .map_err(sql_error)?;
+        Ok(())
     }
-}
 
-fn cond_of(op: &TxOp) -> &Cond {
-    match op {
-        TxOp::Put { cond, .. } | TxOp::Delete { cond, .. } | TxOp::Check { cond, .. } => cond,
+    fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
+        self.0
+            .execute(
+                "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
+                params![key.pk, key.sk],
+            )
+            .map_err(sql_error)?;
+        Ok(())
     }
 }
 
@@ -273,20 +275,18 @@ fn cond_of(op: &TxOp) -> &Cond {
 impl Store for SqliteStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
-        self.run(move |conn| {
-            let tx = conn.transaction().map_err(sql_error)?;
-            live(&tx, &key, now)
-        })
-        .await
+        self.read(move |rows| engine::get(rows, &key, now)).await
+    }
+
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        let keys = keys.to_vec();
+        self.read(move |rows| engine::get_many(rows, &keys, now))
+            .await
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
-        validate_item(&item)?;
-        self.write(move |tx| {
-            check(&cond, live(tx, &item.key, now)?)?;
-            write_item(tx, &item)
-        })
-        .await
+        self.write(move |rows| engine::put(rows, &item, &cond, now))
+            .await
     }
 
     async fn update(
@@ -296,25 +296,15 @@ impl Store for SqliteStore {
         cond: Cond,
         now: i64,
     ) -> Result<Item, StoreError> {
-        validate_update(&update)?;
         let key = key.clone();
-        self.write(move |tx| {
-            let current = check(&cond, live(tx, &key, now)?)?;
-            let written = update.apply(&key, current.as_ref());
-            write_item(tx, &written)?;
-            Ok(written)
-        })
-        .await
+        self.write(move |rows| engine::update(rows, &key, &update, &cond, now))
+            .await
     }
 
     async fn delete(&self, key: &Key, cond: Cond, now: i64) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
-        self.write(move |tx| {
-            let current = check(&cond, live(tx, &key, now)?)?;
-            delete_row(tx, &key)?;
-            Ok(current)
-        })
-        .await
+        self.write(move |rows| engine::delete(rows, &key, &cond, now))
+            .await
     }
 
     async fn query(
@@ -378,23 +368,8 @@ impl Store for SqliteStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>, now: i64) -> Result<(), StoreError> {
-        validate_tx(&ops)?;
-        self.write(move |tx| {
-            for (index, op) in ops.iter().enumerate() {
-                if !cond_of(op).holds(live(tx, op.key(), now)?.as_ref()) {
-                    return Err(StoreError::TxConditionFailed { index });
-                }
-            }
-            for op in &ops {
-                match op {
-                    TxOp::Put { item, .. } => write_item(tx, item)?,
-                    TxOp::Delete { key, .. } => delete_row(tx, key)?,
-                    TxOp::Check { .. } => {}
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.write(move |rows| engine::transact(rows, &ops, now))
+            .await
     }
 }
 

@@ -416,3 +416,104 @@ mod tests {
         );
     }
 }
+
+// ---------------------------------------------------------------- bound HS256 (interim)
+
+/// A token whose header and time claims passed, whose claims are parsed, and whose MAC is not
+/// checked yet: the caller loads the subject the claims name, then [`Unverified::verify`]s it
+/// with that subject's binding.
+#[derive(Debug)]
+pub struct Unverified<C> {
+    claims: C,
+    token: String,
+    kid: String,
+}
+
+impl<C> Unverified<C> {
+    pub fn claims(&self) -> &C {
+        &self.claims
+    }
+
+    /// Checks the MAC under the key derived for `binding`.
+    pub fn verify(self, keys: &KeySet, binding: &[u8]) -> Result<C, JwtError> {
+        let key = keys
+            .hmac
+            .iter()
+            .find(|k| k.kid == self.kid)
+            .ok_or(JwtError::Invalid)?;
+        let derived =
+            jsonwebtoken::DecodingKey::from_secret(&bound_secret(key.secret.expose(), binding));
+        decode::<serde_json::Value>(&self.token, &derived, &validation(Algorithm::HS256))
+            .map_err(|_| JwtError::Invalid)?;
+        Ok(self.claims)
+    }
+}
+
+/// `HMAC-SHA256(secret, "latchkey:hs256-bound:v1" || len(binding) as u64 BE || binding)`.
+fn bound_secret(secret: &[u8], binding: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Ok(mut mac) = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret) else {
+        return Vec::new();
+    };
+    mac.update(b"latchkey:hs256-bound:v1");
+    mac.update(&(binding.len() as u64).to_be_bytes());
+    mac.update(binding);
+    mac.finalize().into_bytes().to_vec()
+}
+
+impl KeySet {
+    /// HS256 in Magento's header layout under a key derived from the active HMAC key and
+    /// `binding`.
+    pub fn sign_hs256_bound<C: Serialize>(
+        &self,
+        claims: &C,
+        binding: &[u8],
+    ) -> Result<String, CryptoError> {
+        let key = self
+            .hmac
+            .get(self.hmac_active)
+            .ok_or_else(|| CryptoError::Key("no active HMAC key".into()))?;
+        let header = serde_json::to_vec(&MagentoHeader {
+            kid: &key.kid,
+            alg: "HS256",
+        })
+        .map_err(key_error)?;
+        let payload = serde_json::to_vec(claims).map_err(key_error)?;
+        let message = format!("{}.{}", b64url(&header), b64url(&payload));
+        let derived =
+            jsonwebtoken::EncodingKey::from_secret(&bound_secret(key.secret.expose(), binding));
+        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &derived, Algorithm::HS256)
+            .map_err(key_error)?;
+        Ok(format!("{message}.{signature}"))
+    }
+
+    /// Checks the header (HS256, a known kid) and time claims, and parses the claims without
+    /// trusting them yet.
+    pub fn peek_hs256<C: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: i64,
+        leeway: i64,
+    ) -> Result<Unverified<C>, JwtError> {
+        let header = decode_header(token).map_err(|_| JwtError::Invalid)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(JwtError::Invalid);
+        }
+        let kid = header.kid.ok_or(JwtError::Invalid)?;
+        if !self.hmac.iter().any(|k| k.kid == kid) {
+            return Err(JwtError::Invalid);
+        }
+        let payload = token.split('.').nth(1).ok_or(JwtError::Invalid)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| JwtError::Invalid)?;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|_| JwtError::Invalid)?;
+        let claims = check_times(claims, now, leeway)?;
+        Ok(Unverified {
+            claims,
+            token: token.to_owned(),
+            kid,
+        })
+    }
+}

@@ -156,6 +156,7 @@ fn generate_es256(rng: &dyn Rng) -> Result<(String, String), CryptoError> {
 
 pub(super) struct HmacKey {
     pub kid: String,
+    pub secret: SecretBytes,
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
 }
@@ -237,6 +238,7 @@ impl KeySet {
                 }
                 Ok(HmacKey {
                     kid: k.kid.clone(),
+                    secret: SecretBytes::new(secret.clone()),
                     encoding: EncodingKey::from_secret(&secret),
                     decoding: DecodingKey::from_secret(&secret),
                 })

@@ -1,6 +1,7 @@
 //! argon2id password hashing (PHC strings) with an equal-cost path for unknown users.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::{
     Algorithm, Argon2, CustomizedPasswordHasher, Params, PasswordHash, PasswordVerifier, Version,
@@ -16,6 +17,16 @@ pub const OWASP_P: u32 = 1;
 
 const SALT_LEN: usize = 16;
 
+/// A fresh salt for one password hash.
+#[derive(Clone, Copy, Debug)]
+pub struct Salt([u8; SALT_LEN]);
+
+impl Salt {
+    pub fn draw(rng: &dyn Rng) -> Result<Self, CryptoError> {
+        Ok(Self(rng.bytes()?))
+    }
+}
+
 /// Hashes and verifies passwords. Cheap to clone (shares its state); verification is CPU-bound
 /// (tens of ms), so async callers run it on a blocking thread.
 #[derive(Clone)]
@@ -25,6 +36,9 @@ pub struct PasswordHasher {
 
 struct Inner {
     params: Params,
+    /// argon2 computations so far (hashes, verifications and equal-cost burns alike), so tests
+    /// can prove that every path of a sign-in costs exactly one.
+    runs: AtomicU64,
     /// A salt for the unknown-user path. Its hash is thrown away; only the work counts.
     dummy_salt: [u8; SALT_LEN],
 }
@@ -42,12 +56,19 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
+                runs: AtomicU64::new(0),
                 dummy_salt: rng.bytes()?,
             }),
         })
     }
 
+    /// How many argon2 computations this hasher (and its clones) made.
+    pub fn runs(&self) -> u64 {
+        self.inner.runs.load(Ordering::Relaxed)
+    }
+
     fn argon2(&self) -> Argon2<'static> {
+        self.inner.runs.fetch_add(1, Ordering::Relaxed);
         Argon2::new(
             Algorithm::Argon2id,
             Version::V0x13,
@@ -57,7 +78,13 @@ impl PasswordHasher {
 
     /// A PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) with a fresh 16-byte salt.
     pub fn hash(&self, password: &str, rng: &dyn Rng) -> Result<String, CryptoError> {
-        let salt: [u8; SALT_LEN] = rng.bytes()?;
+        self.hash_with_salt(password, &Salt::draw(rng)?)
+    }
+
+    /// As [`Self::hash`], with a salt drawn beforehand (so the hash can run on another thread
+    /// than the one holding the randomness port).
+    pub fn hash_with_salt(&self, password: &str, salt: &Salt) -> Result<String, CryptoError> {
+        let salt = salt.0;
         let hash = self
             .argon2()
             .hash_password_customized(

@@ -4,31 +4,66 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 
+use super::Dialect;
 use crate::app::App;
-use crate::routes::Route;
-use crate::web::{self, Request, Response};
+use crate::routes::{Call, Route, Sends, handler};
+use crate::web::{self, Response};
 
 /// The OpenAPI document, kept in the repository and checked against the route table.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-pub async fn handle(app: &App, route: &'static Route, _req: Request) -> Response {
-    match route.name {
-        "health" => web::json(StatusCode::OK, &json!({"status": "ok"})),
-        "openapi" => web::with_type(
-            StatusCode::OK,
-            Bytes::from_static(OPENAPI.as_bytes()),
-            "application/json",
-        ),
-        "jwks" => {
-            let mut res = web::json(StatusCode::OK, &app.keys.jwks());
-            res.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            );
-            res
-        }
-        _ => not_found(),
-    }
+pub static ROUTES: &[Route] = &[
+    Route {
+        name: "health",
+        method: Method::GET,
+        paths: &["/health"],
+        dialect: Dialect::Core,
+        sends: Sends::Nothing,
+        writes: false,
+        summary: "Readiness: 200 once the server or function can take requests.",
+        handler: handler!(health),
+    },
+    Route {
+        name: "openapi",
+        method: Method::GET,
+        paths: &["/openapi.json"],
+        dialect: Dialect::Core,
+        sends: Sends::Nothing,
+        writes: false,
+        summary: "This API as an OpenAPI 3.1 document.",
+        handler: handler!(openapi),
+    },
+    Route {
+        name: "jwks",
+        method: Method::GET,
+        paths: &["/.well-known/jwks.json"],
+        dialect: Dialect::Core,
+        sends: Sends::Nothing,
+        writes: false,
+        summary: "Public keys of every asymmetric signing key in use, as a JWK set.",
+        handler: handler!(jwks),
+    },
+];
+
+async fn health(_: &App, _: &Call) -> Result<Response, Response> {
+    Ok(web::json(StatusCode::OK, &json!({"status": "ok"})))
+}
+
+async fn openapi(_: &App, _: &Call) -> Result<Response, Response> {
+    Ok(web::with_type(
+        StatusCode::OK,
+        Bytes::from_static(OPENAPI.as_bytes()),
+        "application/json",
+    ))
+}
+
+async fn jwks(app: &App, _: &Call) -> Result<Response, Response> {
+    let mut res = web::json(StatusCode::OK, &app.keys.jwks());
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(res)
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -1,42 +1,23 @@
 //! Reading and changing accounts: what the admin CLI and the admin routes do.
+//!
+//! Every change of a credential — a new password, a forced reset, a factor enrolled, reset or
+//! switched off, the account disabled — moves the user to a new token generation in the same
+//! write, so every token issued before it (access tokens, refresh families, emailed set-up
+//! tokens) is refused from then on, and every token issued after it works.
 
-use crate::app::App;
 use crate::audit::{Audit, Event, Outcome};
+use crate::crypto::aead::Sealer;
+use crate::crypto::password::PasswordHasher;
 use crate::crypto::totp::{self, TotpSecret};
 use crate::crypto::{SecretString, qr};
-use crate::store::{Cond, Item, Key, StoreError, Update};
+use crate::ports::Rng;
+use crate::records::{counter, login, profile};
+use crate::store::StoreError;
 
-use super::Fault;
 use super::users::{
-    self, InvalidUser, Role, Totp, User, UserId, attr, login_key, pointer_uid, profile_key,
+    self, Budgets, CodeFactor, Factor, MAX_LOGIN_BYTES, Role, Totp, User, UserId, totp_aad,
 };
-
-/// Why an account operation was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    #[error("{0}")]
-    Invalid(#[from] InvalidUser),
-    #[error("`{0}` is already taken")]
-    LoginTaken(String),
-    #[error("no such user")]
-    NotFound,
-    #[error("the authenticator app is already set up")]
-    AlreadyConfigured,
-    #[error(transparent)]
-    Fault(#[from] Fault),
-}
-
-impl From<StoreError> for AccountError {
-    fn from(e: StoreError) -> Self {
-        AccountError::Fault(Fault::Store(e))
-    }
-}
-
-impl From<crate::crypto::CryptoError> for AccountError {
-    fn from(e: crate::crypto::CryptoError) -> Self {
-        AccountError::Fault(Fault::Crypto(e))
-    }
-}
+use super::{Db, Error, Fault, Taken};
 
 /// A user to create.
 #[derive(Debug)]
@@ -51,69 +32,62 @@ pub struct NewUser {
     pub store_id: u32,
 }
 
-pub async fn get(app: &App, id: UserId) -> Result<Option<User>, StoreError> {
-    let now = app.clock.now();
-    match app.store.get(&profile_key(id), now).await? {
+pub async fn get(db: Db<'_>, id: UserId) -> Result<Option<User>, StoreError> {
+    match db.get(&profile::key(id)).await? {
         Some(item) => Ok(Some(User::try_from(&item)?)),
         None => Ok(None),
     }
 }
 
 /// The user whose username or email is `login` (case-insensitive).
-pub async fn find(app: &App, login: &str) -> Result<Option<User>, StoreError> {
-    let now = app.clock.now();
-    match app.store.get(&login_key(login), now).await? {
-        Some(pointer) => get(app, pointer_uid(&pointer)?).await,
+pub async fn find(db: Db<'_>, login_name: &str) -> Result<Option<User>, StoreError> {
+    if login_name.len() > MAX_LOGIN_BYTES {
+        return Ok(None);
+    }
+    match db.get(&login::key(login_name)).await? {
+        Some(pointer) => get(db, login::uid_of(&pointer)?).await,
         None => Ok(None),
     }
 }
 
-async fn require(app: &App, login: &str) -> Result<User, AccountError> {
-    find(app, login).await?.ok_or(AccountError::NotFound)
+async fn require(db: Db<'_>, login_name: &str) -> Result<User, Error> {
+    find(db, login_name).await?.ok_or(Error::NotFound)
 }
 
-/// Allocates the next value of a counter (`COUNTER` / `name`).
-pub async fn next_id(app: &App, name: &str) -> Result<u64, StoreError> {
-    let item = app
-        .store
-        .update(
-            &Key::new("COUNTER", name),
-            Update::new().add("n", 1),
-            Cond::Always,
-            0,
-        )
-        .await?;
-    item.num("n")
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| StoreError::Failure("counter without a value".into()))
+/// Allocates the next value of a counter.
+pub async fn next_id(db: Db<'_>, name: &str) -> Result<u64, StoreError> {
+    counter::allocated(&db.apply(counter::next(name)).await?)
 }
 
-pub async fn create(app: &App, new: NewUser, via: &'static str) -> Result<User, AccountError> {
+pub async fn create(
+    db: Db<'_>,
+    hasher: &PasswordHasher,
+    sealer: &Sealer,
+    rng: &dyn Rng,
+    new: NewUser,
+    via: &'static str,
+) -> Result<User, Error> {
     users::check_email(&new.email)?;
     users::check_username(&new.username, &new.email)?;
     users::check_password(new.password.expose())?;
     if let Some(phone) = &new.phone {
         users::check_phone(phone)?;
     }
-    let now = app.clock.now();
     // Refuse taken logins before spending an id (the transaction re-checks atomically).
-    for login in [&new.username, &new.email] {
-        if app.store.get(&login_key(login), now).await?.is_some() {
-            return Err(AccountError::LoginTaken(login.clone()));
+    for name in [&new.username, &new.email] {
+        if db.get(&login::key(name)).await?.is_some() {
+            return Err(Error::Taken(Taken::Login));
         }
     }
-    let hash = hash_password(app, &new.password).await?;
-    let id = next_id(app, "USER_ID").await?;
+    let hash = hash_password(hasher, rng, &new.password).await?;
+    let id = next_id(db, counter::USER_ID).await?;
     let totp = match &new.totp_secret {
         Some(secret) => Totp::Active {
-            sealed: app.keys.sealer.seal(
-                secret.as_bytes(),
-                &users::totp_aad(id),
-                app.rng.as_ref(),
-            )?,
+            sealed: sealer.seal(secret.as_bytes(), &totp_aad(id), rng)?,
         },
         None => Totp::None,
     };
+    let now = db.now();
     let user = User {
         id,
         username: new.username.trim().to_owned(),
@@ -124,25 +98,19 @@ pub async fn create(app: &App, new: NewUser, via: &'static str) -> Result<User, 
         phone: new.phone,
         totp,
         totp_last_step: None,
+        email_otp: CodeFactor::Off,
+        sms_otp: CodeFactor::Off,
         tfa_enabled: true,
         must_reset_password: false,
         active: true,
-        tokens_revoked_at: None,
-        attempts: 0,
-        attempt_at: None,
+        token_gen: 0,
+        budgets: Budgets::default(),
         created_at: now,
         updated_at: now,
     };
-    match app.store.transact(users::create_ops(&user), now).await {
+    match db.store.transact(login::create_ops(&user), now).await {
         Ok(()) => {}
-        Err(StoreError::TxConditionFailed { index }) => {
-            let login = if index == 0 {
-                &user.username
-            } else {
-                &user.email
-            };
-            return Err(AccountError::LoginTaken(login.clone()));
-        }
+        Err(StoreError::TxConditionFailed { .. }) => return Err(Error::Taken(Taken::Login)),
         Err(e) => return Err(e.into()),
     }
     Audit::new(Event::UserCreated, Outcome::Success, via)
@@ -157,11 +125,10 @@ pub async fn create(app: &App, new: NewUser, via: &'static str) -> Result<User, 
     Ok(user)
 }
 
-pub async fn list(app: &App, limit: usize) -> Result<Vec<User>, StoreError> {
-    let now = app.clock.now();
-    let mut users = app
+pub async fn list(db: Db<'_>, limit: usize) -> Result<Vec<User>, StoreError> {
+    let mut users = db
         .store
-        .scan_sk("PROFILE", limit, now)
+        .scan_sk(profile::SORT_KEY, limit, db.now())
         .await?
         .iter()
         .map(User::try_from)
@@ -170,60 +137,76 @@ pub async fn list(app: &App, limit: usize) -> Result<Vec<User>, StoreError> {
     Ok(users)
 }
 
-/// Applies `update` to an existing user's profile and records who changed it.
+/// Applies `changes` to an existing user's profile and records who changed it.
 async fn change(
-    app: &App,
-    user: &User,
-    update: Update,
+    db: Db<'_>,
+    id: UserId,
+    changes: profile::Changes,
     event: Event,
     via: &'static str,
     reason: &'static str,
-) -> Result<User, AccountError> {
-    let now = app.clock.now();
-    let update = update.set(attr::UPDATED, now);
-    match app
-        .store
-        .update(&user.key(), update, Cond::Exists, now)
-        .await
-    {
+) -> Result<User, Error> {
+    match db.apply(changes.write(id, db.now())).await {
         Ok(item) => {
             Audit::new(event, Outcome::Success, via)
-                .user(user.id)
+                .user(id)
                 .reason(reason)
                 .emit();
             Ok(User::try_from(&item)?)
         }
-        Err(StoreError::ConditionFailed { .. }) => Err(AccountError::NotFound),
+        Err(StoreError::ConditionFailed { .. }) => Err(Error::NotFound),
         Err(e) => Err(e.into()),
     }
 }
 
+/// Sets a new password: clears a required reset and the password's failures, and revokes every
+/// earlier token.
 pub async fn set_password(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    hasher: &PasswordHasher,
+    rng: &dyn Rng,
+    id: UserId,
     password: &SecretString,
     via: &'static str,
-) -> Result<User, AccountError> {
+) -> Result<User, Error> {
     users::check_password(password.expose())?;
-    let user = require(app, login).await?;
-    let hash = hash_password(app, password).await?;
-    let update = Update::new()
-        .set(attr::PASSWORD, hash)
-        .set(attr::RESET, false)
-        .set(attr::ATTEMPTS, 0);
-    change(app, &user, update, Event::UserChanged, via, "password_set").await
+    let hash = hash_password(hasher, rng, password).await?;
+    let changes = profile::Changes::new()
+        .password_hash(&hash)
+        .must_reset_password(false)
+        .clear_budgets(&[Factor::Password])
+        .revoke_tokens();
+    change(db, id, changes, Event::UserChanged, via, "password_set").await
 }
 
-pub async fn require_password_reset(
-    app: &App,
-    login: &str,
+/// [`set_password`] by username or email.
+pub async fn set_password_by_login(
+    db: Db<'_>,
+    hasher: &PasswordHasher,
+    rng: &dyn Rng,
+    login_name: &str,
+    password: &SecretString,
     via: &'static str,
-) -> Result<User, AccountError> {
-    let user = require(app, login).await?;
+) -> Result<User, Error> {
+    users::check_password(password.expose())?;
+    let user = require(db, login_name).await?;
+    set_password(db, hasher, rng, user.id, password, via).await
+}
+
+/// Requires a new password before the next sign-in, and signs the user out everywhere.
+pub async fn require_password_reset(
+    db: Db<'_>,
+    login_name: &str,
+    via: &'static str,
+) -> Result<User, Error> {
+    let user = require(db, login_name).await?;
+    let changes = profile::Changes::new()
+        .must_reset_password(true)
+        .revoke_tokens();
     change(
-        app,
-        &user,
-        Update::new().set(attr::RESET, true),
+        db,
+        user.id,
+        changes,
         Event::UserChanged,
         via,
         "password_reset_required",
@@ -231,86 +214,79 @@ pub async fn require_password_reset(
     .await
 }
 
-pub async fn unlock(app: &App, login: &str, via: &'static str) -> Result<User, AccountError> {
-    let user = require(app, login).await?;
-    change(
-        app,
-        &user,
-        Update::new().set(attr::ATTEMPTS, 0),
-        Event::UserChanged,
-        via,
-        "unlocked",
-    )
-    .await
+/// Clears the failure budgets of a blocked account.
+pub async fn unlock(db: Db<'_>, login_name: &str, via: &'static str) -> Result<User, Error> {
+    let user = require(db, login_name).await?;
+    let changes = profile::Changes::new().clear_budgets(&Factor::ALL);
+    change(db, user.id, changes, Event::UserChanged, via, "unlocked").await
 }
 
+/// Sets or removes the phone number for SMS codes (a factor change: earlier tokens die).
 pub async fn set_phone(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    login_name: &str,
     phone: Option<&str>,
     via: &'static str,
-) -> Result<User, AccountError> {
-    let user = require(app, login).await?;
-    let update = match phone {
-        Some(phone) => {
-            users::check_phone(phone)?;
-            Update::new().set(attr::PHONE, phone)
-        }
-        None => Update::new().remove(attr::PHONE),
+) -> Result<User, Error> {
+    if let Some(phone) = phone {
+        users::check_phone(phone)?;
+    }
+    let user = require(db, login_name).await?;
+    let mut changes = profile::Changes::new().phone(phone).revoke_tokens();
+    if phone.is_none() {
+        changes = changes.sms_otp(CodeFactor::Off);
+    }
+    let event = if phone.is_some() {
+        Event::FactorEnrolled
+    } else {
+        Event::FactorReset
     };
-    change(app, &user, update, Event::FactorEnrolled, via, "phone_set").await
+    change(db, user.id, changes, event, via, "phone").await
 }
 
+/// Switches the second factor on or off for one user (either way, earlier tokens die: they were
+/// issued under the other rule).
 pub async fn set_two_factor(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    login_name: &str,
     enabled: bool,
     via: &'static str,
-) -> Result<User, AccountError> {
-    let user = require(app, login).await?;
+) -> Result<User, Error> {
+    let user = require(db, login_name).await?;
     let reason = if enabled {
         "2fa_enabled"
     } else {
         "2fa_disabled"
     };
-    change(
-        app,
-        &user,
-        Update::new().set(attr::TFA, enabled),
-        Event::UserChanged,
-        via,
-        reason,
-    )
-    .await
+    let changes = profile::Changes::new().tfa_enabled(enabled).revoke_tokens();
+    change(db, user.id, changes, Event::UserChanged, via, reason).await
 }
 
+/// Enables or disables an account; disabling revokes every token.
 pub async fn set_active(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    login_name: &str,
     active: bool,
     via: &'static str,
-) -> Result<User, AccountError> {
-    let user = require(app, login).await?;
-    let reason = if active { "enabled" } else { "disabled" };
-    change(
-        app,
-        &user,
-        Update::new().set(attr::ACTIVE, active),
-        Event::UserChanged,
-        via,
-        reason,
-    )
-    .await
+) -> Result<User, Error> {
+    let user = require(db, login_name).await?;
+    let (changes, reason) = if active {
+        (profile::Changes::new().active(true), "enabled")
+    } else {
+        (
+            profile::Changes::new().active(false).revoke_tokens(),
+            "disabled",
+        )
+    };
+    change(db, user.id, changes, Event::UserChanged, via, reason).await
 }
 
-/// Revokes every token issued to the user up to now.
-pub async fn revoke_tokens(app: &App, id: UserId, via: &'static str) -> Result<(), AccountError> {
-    let user = get(app, id).await?.ok_or(AccountError::NotFound)?;
-    let now = app.clock.now();
+/// Revokes every token issued to the user so far (and none issued after).
+pub async fn revoke_tokens(db: Db<'_>, id: UserId, via: &'static str) -> Result<(), Error> {
     change(
-        app,
-        &user,
-        Update::new().set(attr::REVOKED, now),
+        db,
+        id,
+        profile::Changes::new().revoke_tokens(),
         Event::TokensRevoked,
         via,
         "",
@@ -320,12 +296,12 @@ pub async fn revoke_tokens(app: &App, id: UserId, via: &'static str) -> Result<(
 }
 
 pub async fn revoke_tokens_by_login(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    login_name: &str,
     via: &'static str,
-) -> Result<(), AccountError> {
-    let user = require(app, login).await?;
-    revoke_tokens(app, user.id, via).await
+) -> Result<(), Error> {
+    let user = require(db, login_name).await?;
+    revoke_tokens(db, user.id, via).await
 }
 
 /// An authenticator secret being shown to its owner.
@@ -335,8 +311,8 @@ pub struct TotpSetup {
 }
 
 impl TotpSetup {
-    fn new(app: &App, user: &User, secret: TotpSecret) -> Self {
-        let uri = totp::otpauth_uri(&secret, &app.config.issuer, &user.username);
+    pub fn new(issuer: &str, user: &User, secret: TotpSecret) -> Self {
+        let uri = totp::otpauth_uri(&secret, issuer, &user.username);
         Self { secret, uri }
     }
 
@@ -346,71 +322,64 @@ impl TotpSetup {
 }
 
 /// Enrolls an authenticator secret (given, or generated) as the user's active factor: the admin
-/// hands the URI to the user. Replaces any previous secret.
+/// hands the URI to the user. Replaces any previous secret, and revokes every earlier token.
 pub async fn enroll_totp(
-    app: &App,
-    login: &str,
+    db: Db<'_>,
+    sealer: &Sealer,
+    rng: &dyn Rng,
+    issuer: &str,
+    login_name: &str,
     secret: Option<TotpSecret>,
     via: &'static str,
-) -> Result<TotpSetup, AccountError> {
-    let user = require(app, login).await?;
+) -> Result<TotpSetup, Error> {
+    let user = require(db, login_name).await?;
     let secret = match secret {
         Some(s) => s,
-        None => TotpSecret::generate(app.rng.as_ref())?,
+        None => TotpSecret::generate(rng)?,
     };
-    let sealed = app
-        .keys
-        .sealer
-        .seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
-    let update = users::set_totp(Update::new(), &Totp::Active { sealed });
-    change(app, &user, update, Event::FactorEnrolled, via, "totp").await?;
-    Ok(TotpSetup::new(app, &user, secret))
+    let sealed = sealer.seal(secret.as_bytes(), &totp_aad(user.id), rng)?;
+    let changes = profile::Changes::new()
+        .totp(&Totp::Active { sealed })
+        .clear_budgets(&[Factor::Totp])
+        .revoke_tokens();
+    change(db, user.id, changes, Event::FactorEnrolled, via, "totp").await?;
+    Ok(TotpSetup::new(issuer, &user, secret))
 }
 
-/// Removes the user's authenticator secret; the next sign-in starts set-up again.
-pub async fn reset_totp(app: &App, id: UserId, via: &'static str) -> Result<(), AccountError> {
-    let user = get(app, id).await?.ok_or(AccountError::NotFound)?;
-    change(
-        app,
-        &user,
-        users::set_totp(Update::new(), &Totp::None),
-        Event::FactorReset,
-        via,
-        "totp",
-    )
-    .await?;
+/// Removes the user's authenticator secret (the next sign-in starts set-up again) and revokes
+/// every earlier token, pending set-up tokens included.
+pub async fn reset_totp(db: Db<'_>, id: UserId, via: &'static str) -> Result<(), Error> {
+    let changes = profile::Changes::new()
+        .totp(&Totp::None)
+        .clear_budgets(&[Factor::Totp])
+        .revoke_tokens();
+    change(db, id, changes, Event::FactorReset, via, "totp").await?;
     Ok(())
 }
 
 /// First-time set-up by the user: the pending secret (created on first call, the same one on
 /// later calls until confirmed) and its URI.
-pub async fn begin_totp_setup(app: &App, id: UserId) -> Result<TotpSetup, AccountError> {
+pub async fn begin_totp_setup(
+    db: Db<'_>,
+    sealer: &Sealer,
+    rng: &dyn Rng,
+    issuer: &str,
+    id: UserId,
+) -> Result<TotpSetup, Error> {
     for _ in 0..2 {
-        let user = get(app, id).await?.ok_or(AccountError::NotFound)?;
+        let user = get(db, id).await?.ok_or(Error::NotFound)?;
         match &user.totp {
-            Totp::Active { .. } => return Err(AccountError::AlreadyConfigured),
+            Totp::Active { .. } => return Err(Error::AlreadyConfigured),
             Totp::Pending { sealed } => {
-                let bytes = app.keys.sealer.open(sealed, &user.aad())?;
+                let bytes = sealer.open(sealed, &totp_aad(user.id))?;
                 let secret = TotpSecret::from_bytes(bytes.expose().to_vec())?;
-                return Ok(TotpSetup::new(app, &user, secret));
+                return Ok(TotpSetup::new(issuer, &user, secret));
             }
             Totp::None => {
-                let secret = TotpSecret::generate(app.rng.as_ref())?;
-                let sealed =
-                    app.keys
-                        .sealer
-                        .seal(secret.as_bytes(), &user.aad(), app.rng.as_ref())?;
-                let update = users::set_totp(Update::new(), &Totp::Pending { sealed });
-                let now = app.clock.now();
-                let unset = Cond::And(vec![
-                    Cond::Exists,
-                    Cond::Or(vec![
-                        Cond::missing(attr::TOTP_STATE),
-                        Cond::eq(attr::TOTP_STATE, "none"),
-                    ]),
-                ]);
-                match app.store.update(&user.key(), update, unset, now).await {
-                    Ok(_) => return Ok(TotpSetup::new(app, &user, secret)),
+                let secret = TotpSecret::generate(rng)?;
+                let sealed = sealer.seal(secret.as_bytes(), &totp_aad(user.id), rng)?;
+                match db.apply(profile::begin_totp(user.id, sealed)).await {
+                    Ok(_) => return Ok(TotpSetup::new(issuer, &user, secret)),
                     // Another request created the pending secret first: show that one.
                     Err(StoreError::ConditionFailed { .. }) => continue,
                     Err(e) => return Err(e.into()),
@@ -418,22 +387,20 @@ pub async fn begin_totp_setup(app: &App, id: UserId) -> Result<TotpSetup, Accoun
             }
         }
     }
-    Err(AccountError::Fault(Fault::Store(StoreError::Busy(
-        "totp set-up raced".into(),
-    ))))
+    Err(StoreError::Busy("totp set-up raced".into()).into())
 }
 
-async fn hash_password(app: &App, password: &SecretString) -> Result<String, Fault> {
-    let hasher = app.hasher.clone();
-    let rng = app.rng.clone();
+async fn hash_password(
+    hasher: &PasswordHasher,
+    rng: &dyn Rng,
+    password: &SecretString,
+) -> Result<String, Fault> {
+    // The salt is drawn here, on the caller's thread: the Rng port is borrowed, not shared.
+    let salt_source = crate::crypto::password::Salt::draw(rng)?;
+    let hasher = hasher.clone();
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.hash(password.expose(), rng.as_ref()))
+    tokio::task::spawn_blocking(move || hasher.hash_with_salt(password.expose(), &salt_source))
         .await
         .map_err(|_| Fault::Task)?
         .map_err(Fault::Crypto)
-}
-
-/// Reads a raw item; for tests and diagnostics.
-pub async fn raw_profile(app: &App, id: UserId) -> Result<Option<Item>, StoreError> {
-    app.store.get(&profile_key(id), app.clock.now()).await
 }

@@ -1,131 +1,175 @@
-//! Limits on guessing, each one atomic conditional write so that no number of parallel
-//! requests gets past it.
+//! Limits on guessing and on sending, each one atomic conditional write so that no number of
+//! parallel requests gets past it.
 //!
-//! **Account lockout.** Before a password or code is checked, the attempt is *reserved*: one
-//! conditional `ADD attempts 1` on the user's profile that fails once `attempts` has reached the
-//! limit. A success resets the counter; a failure leaves it. So with a limit of 6, at most 6
-//! guesses are ever checked — however many arrive at once — and the account stays locked until
-//! `lockout` has passed since the last reserved attempt. The reservation returns the profile as
-//! written, so it doubles as the sign-in's read of the user.
+//! **Failure budgets per factor** ([`reserve`]). Before a password or code is checked, the
+//! attempt is *reserved* against the budget of that factor on the user's profile: one
+//! conditional `ADD` that fails once the budget is used up. A right answer clears the budgets
+//! of what it proved (a completed sign-in clears all of them); a wrong one leaves the
+//! reservation counted. So with a limit of 6, at most 6 guesses of a factor are ever checked —
+//! however many arrive at once, and however a route that proves only the password is mixed in.
+//! The reservation returns the profile as written, so it doubles as the read of the user.
 //!
-//! **Per-IP attempts.** A fixed-window counter per client IP (`RATE#ip#<ip>` / `W#<window>`),
-//! expiring with its window.
+//! **Budgets of other subjects** ([`reserve_subject`]): the same, for a client address.
+//!
+//! **Windows** ([`hit`]): a fixed-window counter, e.g. attempts per client address or sends
+//! per destination.
 
-use std::net::IpAddr;
+use crate::identity::users::{Budget, Factor, User};
+use crate::records::{budget, profile, rate};
+use crate::store::{Key, StoreError};
 
-use crate::app::App;
-use crate::audit::{Audit, Event, Outcome};
-use crate::store::{CmpOp, Cond, Key, StoreError, Update};
+use super::Db;
 
-use super::users::{User, UserId, attr, profile_key};
-
-/// The outcome of reserving an attempt.
+/// The outcome of reserving an attempt on a user's factor.
 #[derive(Debug)]
 pub enum Reservation {
-    /// The attempt may proceed; `user` is the profile as written (its `attempts` counts this one).
+    /// The attempt may proceed; `user` is the profile as written (its budget counts this one).
     Granted(Box<User>),
-    /// The account is locked (or other attempts already hold every remaining slot).
-    Locked,
-    /// No such user (deleted between lookup and reservation).
+    /// The factor's budget is used up until `until`.
+    Locked { until: i64 },
+    /// The profile does not meet the guard (e.g. no pending authenticator to activate):
+    /// nothing was counted; `user` is the profile as it is.
+    Refused(Box<User>),
+    /// No such user.
     NoUser,
 }
 
-/// Reserves one sign-in attempt on `id`.
-pub async fn reserve_attempt(app: &App, id: UserId) -> Result<Reservation, StoreError> {
-    let now = app.clock.now();
-    let max = i64::from(app.config.lockout_failures);
-    let key = profile_key(id);
-    let update = Update::new()
-        .add(attr::ATTEMPTS, 1)
-        .set(attr::ATTEMPT_AT, now);
-    let under_limit = Cond::And(vec![
-        Cond::Exists,
-        Cond::missing_or(attr::ATTEMPTS, CmpOp::Lt, max),
-    ]);
-    match app.store.update(&key, update, under_limit, now).await {
-        Ok(item) => Ok(Reservation::Granted(Box::new(User::try_from(&item)?))),
-        Err(StoreError::ConditionFailed { current: None }) => Ok(Reservation::NoUser),
-        Err(StoreError::ConditionFailed {
-            current: Some(item),
-        }) => {
-            let user = User::try_from(&*item)?;
-            if user.locked(now, app.config.lockout_failures, app.config.lockout_secs) {
-                return Ok(Reservation::Locked);
-            }
-            // The lock has run out: start a fresh count, unless someone else just did.
-            let restart = Update::new()
-                .set(attr::ATTEMPTS, 1)
-                .set(attr::ATTEMPT_AT, now);
-            let unchanged = Cond::And(vec![
-                Cond::eq(attr::ATTEMPTS, i64::from(user.attempts)),
-                match user.attempt_at {
-                    Some(at) => Cond::eq(attr::ATTEMPT_AT, at),
-                    None => Cond::missing(attr::ATTEMPT_AT),
-                },
-            ]);
-            match app.store.update(&key, restart, unchanged, now).await {
-                Ok(item) => Ok(Reservation::Granted(Box::new(User::try_from(&item)?))),
-                Err(StoreError::ConditionFailed { .. }) => Ok(Reservation::Locked),
-                Err(e) => Err(e),
+/// How often a reservation retries when the counter changed under it.
+const ATTEMPTS: usize = 3;
+
+/// Reserves one attempt at `factor` on the profile at `key`; the same write clears the budgets
+/// of `proven`, factors the request has already proven (a right password before its code).
+pub async fn reserve(
+    db: Db<'_>,
+    key: &Key,
+    factor: Factor,
+    budget: &Budget,
+    guard: profile::Guard,
+    proven: &[Factor],
+) -> Result<Reservation, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let now = db.now();
+        let refused = match db
+            .apply(profile::reserve(
+                key.clone(),
+                factor,
+                budget,
+                now,
+                guard,
+                proven,
+            ))
+            .await
+        {
+            Ok(item) => return Ok(Reservation::Granted(Box::new(User::try_from(&item)?))),
+            Err(StoreError::ConditionFailed { current: None }) => return Ok(Reservation::NoUser),
+            Err(StoreError::ConditionFailed {
+                current: Some(item),
+            }) => User::try_from(&*item)?,
+            Err(e) => return Err(e),
+        };
+        if !guard.holds(&refused) {
+            return Ok(Reservation::Refused(Box::new(refused)));
+        }
+        let seen = refused.budgets.of(factor);
+        if let Some(until) = seen.blocked(now, budget) {
+            return Ok(Reservation::Locked { until });
+        }
+        if budget::may_restart(seen, budget, now) {
+            match db
+                .apply(profile::restart(
+                    key.clone(),
+                    factor,
+                    seen,
+                    now,
+                    guard,
+                    proven,
+                ))
+                .await
+            {
+                Ok(item) => return Ok(Reservation::Granted(Box::new(User::try_from(&item)?))),
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
-        Err(e) => Err(e),
+        // The counter moved between our write and its refusal: look again.
     }
+    Ok(Reservation::Locked {
+        until: db.now().saturating_add(1),
+    })
 }
 
-/// Records that a reserved attempt failed. The counter already holds it; this only reports the
-/// lockout when this failure was the one that reached the limit.
-pub fn attempt_failed(app: &App, user: &User, via: &'static str, ip: IpAddr) {
-    if user.attempts >= app.config.lockout_failures {
-        Audit::new(Event::Lockout, Outcome::Failure, via)
-            .user(user.id)
-            .ip(ip)
-            .reason("too_many_failures")
-            .emit();
+/// The outcome of reserving an attempt against a subject's budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectReservation {
+    Granted,
+    Blocked { until: i64 },
+}
+
+/// Reserves one attempt against the failure budget at `key` (see [`rate::budget_key`]).
+/// Give it back with [`release_subject`] when the attempt succeeds.
+pub async fn reserve_subject(
+    db: Db<'_>,
+    key: &Key,
+    budget: &Budget,
+) -> Result<SubjectReservation, StoreError> {
+    for _ in 0..ATTEMPTS {
+        let now = db.now();
+        let seen = match db.apply(rate::reserve(key.clone(), budget, now)).await {
+            Ok(_) => return Ok(SubjectReservation::Granted),
+            Err(StoreError::ConditionFailed {
+                current: Some(item),
+            }) => rate::failures(&item),
+            Err(StoreError::ConditionFailed { current: None }) => continue,
+            Err(e) => return Err(e),
+        };
+        if let Some(until) = seen.blocked(now, budget) {
+            return Ok(SubjectReservation::Blocked { until });
+        }
+        if budget::may_restart(&seen, budget, now) {
+            match db
+                .apply(rate::restart(key.clone(), &seen, budget, now))
+                .await
+            {
+                Ok(_) => return Ok(SubjectReservation::Granted),
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
+    Ok(SubjectReservation::Blocked {
+        until: db.now().saturating_add(1),
+    })
 }
 
-/// The update that clears the attempt counter after a success; callers add it to the write
-/// that records the success (e.g. the TOTP step), so a success costs one write.
-pub fn reset_attempts(update: Update) -> Update {
-    update.set(attr::ATTEMPTS, 0)
-}
-
-/// Clears the attempt counter (a success with nothing else to record, or an admin's unlock).
-pub async fn attempt_succeeded(app: &App, id: UserId) -> Result<(), StoreError> {
-    let now = app.clock.now();
-    match app
-        .store
-        .update(
-            &profile_key(id),
-            reset_attempts(Update::new()),
-            Cond::Exists,
-            now,
-        )
-        .await
-    {
+/// Gives back a reservation of [`reserve_subject`] whose attempt succeeded.
+pub async fn release_subject(db: Db<'_>, key: &Key) -> Result<(), StoreError> {
+    match db.apply(rate::release(key.clone())).await {
         Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-/// Counts one attempt from `ip`; false when the IP has used up its window.
-pub async fn allow_ip(app: &App, ip: IpAddr, via: &'static str) -> Result<bool, StoreError> {
-    let now = app.clock.now();
-    let window = app.config.ip_window_secs.max(1);
-    let start = now - now.rem_euclid(window);
-    let key = Key::new(format!("RATE#ip#{ip}"), format!("W#{start}"));
-    let update = Update::new().add("n", 1).expire_at(start + window);
-    let cond = Cond::missing_or("n", CmpOp::Lt, i64::from(app.config.ip_attempts));
-    match app.store.update(&key, update, cond, now).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::ConditionFailed { .. }) => {
-            Audit::new(Event::RateLimited, Outcome::Failure, via)
-                .ip(ip)
-                .reason("ip_attempts")
-                .emit();
-            Ok(false)
-        }
+/// A fixed window: at most `limit` hits per `secs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub limit: u32,
+    pub secs: i64,
+}
+
+/// Counts one hit of `subject` under `scope`; `Err(until)` when its window is used up.
+pub async fn hit(
+    db: Db<'_>,
+    scope: &str,
+    subject: &str,
+    window: &Window,
+) -> Result<Result<(), i64>, StoreError> {
+    let now = db.now();
+    match db
+        .apply(rate::hit(scope, subject, window.limit, window.secs, now))
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(StoreError::ConditionFailed { .. }) => Ok(Err(rate::window_end(window.secs, now))),
         Err(e) => Err(e),
     }
 }

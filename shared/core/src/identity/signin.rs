@@ -1,299 +1,365 @@
-//! Sign-in: password, then (when required) a second factor. Every dialect signs in through
-//! here, so lockout, per-IP limits, equal cost for unknown users, TOTP replay refusal and audit
-//! events hold for all of them.
+//! Sign-in: a password, then (when required) a second factor. Every dialect signs in through
+//! here, so failure budgets, address limits, equal cost for unknown users, TOTP replay refusal
+//! and audit events hold for all of them.
 //!
-//! The steps are types: [`password`] yields a [`PasswordVerified`], which must be either
-//! [`PasswordVerified::complete`]d (no second factor) or carried through
-//! [`PasswordVerified::totp`]. An attempt left unfinished stays counted as a failure.
+//! The steps are types: [`SignIn::password`] yields a [`PasswordOk`], which must be
+//! [`PasswordOk::complete`]d (no second factor), [`PasswordOk::pause`]d (the password was
+//! right, the sign-in goes no further now) or carried through [`PasswordOk::totp`]. An attempt
+//! left unfinished stays counted as a failure.
 
-use std::net::IpAddr;
-
-use crate::app::App;
 use crate::audit::{Audit, Event, Outcome};
+use crate::crypto::SecretString;
+use crate::crypto::aead::Sealer;
+use crate::crypto::password::PasswordHasher;
 use crate::crypto::totp::{self, TotpSecret};
-use crate::store::{CmpOp, Cond, StoreError, Update};
+use crate::records::{login, profile, rate};
+use crate::store::{Key, StoreError};
 
-use super::Fault;
-use super::limits::{self, Reservation};
-use super::users::{Role, Totp, User, UserId, attr, login_key, pointer_uid, profile_key};
+use super::limits::{self, Reservation, SubjectReservation, Window};
+use super::users::{Budget, Factor, MAX_LOGIN_BYTES, Role, TotpStage, User, UserId};
+use super::{Db, Error, Fault, Origin};
 
-/// A user id that is never allocated ([`super::accounts::next_id`] starts at 1).
-const NO_SUCH_USER: UserId = 0;
-
-/// Where an attempt comes from, for limits and audit.
-#[derive(Clone, Copy, Debug)]
-pub struct Context {
-    pub ip: IpAddr,
-    /// The dialect (or `cli`), for audit events.
-    pub via: &'static str,
+/// The limits one dialect signs in under.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Failures of the password before the account is blocked.
+    pub password: Budget,
+    /// Failures of each second factor before it is blocked.
+    pub second_factor: Budget,
+    /// Attempts (right or wrong) one client address may make per window.
+    pub per_ip: Option<Window>,
+    /// Failures one client address may make before it is blocked.
+    pub ip_failures: Option<Budget>,
+    /// TOTP steps accepted either side of now.
+    pub totp_window: u8,
 }
 
-/// Why a sign-in step failed. Dialects render these; several deliberately share one answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SignInError {
-    /// Unknown login, wrong password, wrong role or disabled account — one answer for all.
-    #[error("invalid credentials")]
-    InvalidCredentials,
-    /// Too many failed attempts on this account.
-    #[error("account locked")]
-    Locked,
-    /// Too many attempts from this client IP.
-    #[error("rate limited")]
-    RateLimited,
-    /// The admin requires a new password before the next sign-in.
-    #[error("password reset required")]
-    PasswordResetRequired,
-    /// The code was wrong, expired, malformed or already used.
-    #[error("invalid code")]
-    InvalidCode,
-    /// The user has no active factor of the kind asked for.
-    #[error("factor not configured")]
-    NotConfigured,
-    /// The factor being activated is active already.
-    #[error("factor already configured")]
-    AlreadyConfigured,
-    #[error(transparent)]
-    Fault(#[from] Fault),
+/// What sign-in uses: the store and clock, the password hasher, the sealer that opens TOTP
+/// secrets, and the policy of the dialect signing in.
+#[derive(Clone, Copy)]
+pub struct SignIn<'a> {
+    pub db: Db<'a>,
+    pub hasher: &'a PasswordHasher,
+    pub sealer: &'a Sealer,
+    pub policy: &'a Policy,
 }
 
-impl From<StoreError> for SignInError {
-    fn from(e: StoreError) -> Self {
-        SignInError::Fault(Fault::Store(e))
-    }
-}
+/// Scope of the per-address counters.
+const IP_SCOPE: &str = "ip";
+const IP_FAILURES_SCOPE: &str = "ip-failures";
 
-/// A correct password whose sign-in is not finished yet.
-#[must_use = "complete the sign-in or verify a second factor; an unfinished attempt counts as a failure"]
+/// A right password whose sign-in is not finished yet.
+#[must_use = "complete or pause the sign-in, or verify a second factor; an unfinished attempt counts as a failure"]
 #[derive(Debug)]
-pub struct PasswordVerified {
+pub struct PasswordOk {
     pub user: User,
-    ctx: Context,
+    origin: Origin,
 }
 
-/// Checks a login (username or email) and password for a user of `role`.
-pub async fn password(
-    app: &App,
-    login: &str,
-    password: &str,
-    role: Role,
-    ctx: Context,
-) -> Result<PasswordVerified, SignInError> {
-    let fail = |reason| {
-        Audit::new(Event::SignIn, Outcome::Failure, ctx.via)
-            .ip(ctx.ip)
-            .reason(reason)
-    };
-    if !limits::allow_ip(app, ctx.ip, ctx.via).await? {
-        return Err(SignInError::RateLimited);
-    }
-    let now = app.clock.now();
-    let uid = match app.store.get(&login_key(login), now).await? {
-        Some(pointer) => pointer_uid(&pointer)?,
-        // An unknown login goes on as a known one: its attempt's conditional write is refused
-        // (no user has id 0) and lands in `NoUser` below. Neither the time nor the number of
-        // store calls then tells an unknown login from a wrong password.
-        None => NO_SUCH_USER,
-    };
-    let user = match limits::reserve_attempt(app, uid).await? {
-        Reservation::Granted(user) => *user,
-        Reservation::NoUser => {
-            burn_equal_cost(app, password).await?;
-            fail("unknown_user").emit();
-            return Err(SignInError::InvalidCredentials);
-        }
-        Reservation::Locked => {
-            burn_equal_cost(app, password).await?;
-            fail("locked").user(uid).emit();
-            return Err(SignInError::Locked);
-        }
-    };
-    let matches = verify_password(app, password, &user.password_hash).await?;
-    if !matches || user.role != role || !user.active {
-        limits::attempt_failed(app, &user, ctx.via, ctx.ip);
-        let reason = if !matches {
-            "bad_password"
-        } else if user.role != role {
-            "wrong_role"
-        } else {
-            "inactive"
+fn audit(event: Event, outcome: Outcome, origin: Origin) -> Audit {
+    Audit::new(event, outcome, origin.via).ip(origin.ip)
+}
+
+impl SignIn<'_> {
+    /// Checks a login (username or email) and password for a user of `role`.
+    pub async fn password(
+        &self,
+        login_name: &str,
+        password: &str,
+        role: Role,
+        origin: Origin,
+    ) -> Result<PasswordOk, Error> {
+        let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
+        self.admit(origin).await?;
+        let key = self.profile_key(login_name).await?;
+        let user = match limits::reserve(
+            self.db,
+            &key,
+            Factor::Password,
+            &self.policy.password,
+            profile::Guard::Exists,
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::NoUser | Reservation::Refused(_) => {
+                self.burn_equal_cost(password).await?;
+                fail("unknown_user").emit();
+                return Err(Error::InvalidCredentials);
+            }
+            Reservation::Locked { until } => {
+                self.burn_equal_cost(password).await?;
+                fail("locked").emit();
+                return Err(Error::Locked { until });
+            }
         };
-        fail(reason).user(user.id).emit();
-        return Err(SignInError::InvalidCredentials);
+        let matches = self.verify_password(password, &user.password_hash).await?;
+        if !matches || user.role != role || !user.active {
+            self.report_failure(&user, Factor::Password, origin);
+            let reason = if !matches {
+                "bad_password"
+            } else if user.role != role {
+                "wrong_role"
+            } else {
+                "inactive"
+            };
+            fail(reason).user(user.id).emit();
+            return Err(Error::InvalidCredentials);
+        }
+        self.release_ip(origin).await?;
+        if user.must_reset_password {
+            self.clear(&user, &[Factor::Password]).await?;
+            fail("password_reset_required").user(user.id).emit();
+            return Err(Error::PasswordResetRequired);
+        }
+        Ok(PasswordOk { user, origin })
     }
-    if user.must_reset_password {
-        limits::attempt_succeeded(app, user.id).await?;
-        fail("password_reset_required").user(user.id).emit();
-        return Err(SignInError::PasswordResetRequired);
+
+    /// Confirms a pending authenticator secret with one code from it (first-time set-up, with a
+    /// set-up token standing for the password). A user without a pending secret is refused
+    /// without counting an attempt.
+    pub async fn activate_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
+        self.admit(origin).await?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Totp,
+            &self.policy.second_factor,
+            profile::Guard::Totp(TotpStage::Pending),
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::Refused(user) if user.totp.is_active() => {
+                return Err(Error::AlreadyConfigured);
+            }
+            Reservation::Refused(_) => return Err(Error::NotConfigured),
+            Reservation::NoUser => return Err(Error::InvalidCredentials),
+            Reservation::Locked { until } => return Err(Error::Locked { until }),
+        };
+        self.accept_totp(&user, code, TotpStage::Pending, &[Factor::Totp], origin)
+            .await?;
+        audit(Event::FactorEnrolled, Outcome::Success, origin)
+            .user(id)
+            .reason("totp")
+            .emit();
+        Ok(())
     }
-    Ok(PasswordVerified { user, ctx })
+
+    /// The per-address limits: a window of attempts, a budget of failures.
+    async fn admit(&self, origin: Origin) -> Result<(), Error> {
+        let subject = rate::ip_subject(origin.ip);
+        let limited = |until: i64| {
+            audit(Event::RateLimited, Outcome::Failure, origin)
+                .reason("ip_attempts")
+                .emit();
+            Err(Error::RateLimited { until })
+        };
+        if let Some(window) = &self.policy.per_ip
+            && let Err(until) = limits::hit(self.db, IP_SCOPE, &subject, window).await?
+        {
+            return limited(until);
+        }
+        if let Some(budget) = &self.policy.ip_failures {
+            let key = rate::budget_key(IP_FAILURES_SCOPE, &subject);
+            if let SubjectReservation::Blocked { until } =
+                limits::reserve_subject(self.db, &key, budget).await?
+            {
+                return limited(until);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back the address's reservation of a right answer.
+    async fn release_ip(&self, origin: Origin) -> Result<(), Error> {
+        if self.policy.ip_failures.is_some() {
+            let key = rate::budget_key(IP_FAILURES_SCOPE, &rate::ip_subject(origin.ip));
+            limits::release_subject(self.db, &key).await?;
+        }
+        Ok(())
+    }
+
+    /// Where a login's attempt is reserved: its user's profile, or a decoy that no user has
+    /// (refused like a known one, so neither time nor store calls tell the two apart).
+    async fn profile_key(&self, login_name: &str) -> Result<Key, Error> {
+        if login_name.len() > MAX_LOGIN_BYTES {
+            return Ok(profile::decoy_key(login_name));
+        }
+        Ok(match self.db.get(&login::key(login_name)).await? {
+            Some(pointer) => profile::key(login::uid_of(&pointer)?),
+            None => profile::decoy_key(login_name),
+        })
+    }
+
+    /// Checks `code` against the user's secret and records its step, refusing any step at or
+    /// before the last accepted one — in one conditional write that also clears the budgets of
+    /// `clears` (and, at [`TotpStage::Pending`], activates the secret). The caller must have
+    /// reserved the attempt.
+    async fn accept_totp(
+        &self,
+        user: &User,
+        code: &str,
+        stage: TotpStage,
+        clears: &[Factor],
+        origin: Origin,
+    ) -> Result<u64, Error> {
+        let fail = |reason| {
+            audit(Event::SecondFactor, Outcome::Failure, origin)
+                .user(user.id)
+                .reason(reason)
+        };
+        let sealed = match (user.totp.stage(), user.totp.sealed()) {
+            (Some(s), Some(sealed)) if s == stage => sealed,
+            _ => return Err(Error::NotConfigured),
+        };
+        let secret = self.sealer.open(sealed, &super::users::totp_aad(user.id))?;
+        let secret = TotpSecret::from_bytes(secret.expose().to_vec())?;
+        let Some(step) = totp::verify(&secret, code, self.db.now(), self.policy.totp_window) else {
+            self.report_failure(user, Factor::Totp, origin);
+            fail("bad_code").emit();
+            return Err(Error::InvalidCode);
+        };
+        match self
+            .db
+            .apply(profile::accept_totp(user.id, step, stage, clears))
+            .await
+        {
+            Ok(_) => {
+                self.release_ip(origin).await?;
+                Ok(step)
+            }
+            Err(StoreError::ConditionFailed { .. }) => {
+                self.report_failure(user, Factor::Totp, origin);
+                fail("replayed_code").emit();
+                Err(Error::InvalidCode)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Clears the budgets of `factors` (what a step proved).
+    async fn clear(&self, user: &User, factors: &[Factor]) -> Result<(), Error> {
+        let write = profile::Changes::new()
+            .clear_budgets(factors)
+            .write_quietly(user.id);
+        match self.db.apply(write).await {
+            Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reports the lockout when this failure was the one that used up the factor's budget (the
+    /// reservation already counted it).
+    fn report_failure(&self, user: &User, factor: Factor, origin: Origin) {
+        let budget = match factor {
+            Factor::Password => &self.policy.password,
+            _ => &self.policy.second_factor,
+        };
+        if user.budgets.of(factor).count >= budget.max_failures {
+            audit(Event::Lockout, Outcome::Failure, origin)
+                .user(user.id)
+                .reason(factor.as_str())
+                .emit();
+        }
+    }
+
+    async fn verify_password(&self, password: &str, phc: &str) -> Result<bool, Fault> {
+        let hasher = self.hasher.clone();
+        let password = SecretString::new(password.to_owned());
+        let phc = phc.to_owned();
+        tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
+            .await
+            .map_err(|_| Fault::Task)
+    }
+
+    /// Spends the same work as checking a real password, so that unknown and locked accounts
+    /// cannot be told apart by timing.
+    async fn burn_equal_cost(&self, password: &str) -> Result<(), Fault> {
+        let hasher = self.hasher.clone();
+        let password = SecretString::new(password.to_owned());
+        tokio::task::spawn_blocking(move || hasher.verify_unknown_user(password.expose()))
+            .await
+            .map_err(|_| Fault::Task)
+    }
 }
 
-impl PasswordVerified {
-    /// Finishes a sign-in that needs no second factor.
-    pub async fn complete(self, app: &App) -> Result<User, SignInError> {
-        limits::attempt_succeeded(app, self.user.id).await?;
-        Audit::new(Event::SignIn, Outcome::Success, self.ctx.via)
+impl PasswordOk {
+    /// Finishes a sign-in that needs no second factor: every budget of the account is cleared.
+    pub async fn complete(self, si: &SignIn<'_>) -> Result<User, Error> {
+        si.clear(&self.user, &Factor::ALL).await?;
+        audit(Event::SignIn, Outcome::Success, self.origin)
             .user(self.user.id)
-            .ip(self.ctx.ip)
             .emit();
         Ok(self.user)
     }
 
-    /// Ends the attempt as "password right, but not signed in" (e.g. 2FA still to be set
-    /// up): the attempt counter is cleared, no sign-in is recorded.
-    pub async fn stop(self, app: &App, reason: &'static str) -> Result<User, SignInError> {
-        limits::attempt_succeeded(app, self.user.id).await?;
-        Audit::new(Event::SignIn, Outcome::Failure, self.ctx.via)
+    /// Ends the attempt as "password right, not signed in (yet)" — the second factor comes in
+    /// another request, or must be set up first. Clears the password's budget only: a step that
+    /// proves the password never gives a second factor its tries back.
+    pub async fn pause(self, si: &SignIn<'_>, reason: &'static str) -> Result<User, Error> {
+        si.clear(&self.user, &[Factor::Password]).await?;
+        audit(Event::SignIn, Outcome::Failure, self.origin)
             .user(self.user.id)
-            .ip(self.ctx.ip)
             .reason(reason)
             .emit();
         Ok(self.user)
     }
 
-    /// Finishes the sign-in with a code from the user's authenticator app.
-    pub async fn totp(self, app: &App, code: &str) -> Result<User, SignInError> {
-        let PasswordVerified { user, ctx } = self;
-        if !user.totp.is_active() {
-            // Not a guess: the caller asked for a factor the user doesn't have.
-            limits::attempt_succeeded(app, user.id).await?;
-            return Err(SignInError::NotConfigured);
-        }
-        accept_totp(app, &user, code, TotpStage::Active, ctx).await?;
-        Audit::new(Event::SignIn, Outcome::Success, ctx.via)
+    /// Finishes the sign-in with a code from the user's authenticator app. The code's attempt
+    /// is reserved against the authenticator's own budget (in the write that clears the
+    /// password's), and a right code clears every budget.
+    pub async fn totp(self, si: &SignIn<'_>, code: &str) -> Result<User, Error> {
+        let PasswordOk { user, origin } = self;
+        si.admit_second_factor(origin).await?;
+        let user = match limits::reserve(
+            si.db,
+            &profile::key(user.id),
+            Factor::Totp,
+            &si.policy.second_factor,
+            profile::Guard::Totp(TotpStage::Active),
+            &[Factor::Password],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::Refused(user) => {
+                // Not a guess: the caller asked for a factor the user does not have.
+                si.clear(&user, &[Factor::Password]).await?;
+                return Err(Error::NotConfigured);
+            }
+            Reservation::Locked { until } => {
+                audit(Event::SecondFactor, Outcome::Failure, origin)
+                    .user(user.id)
+                    .reason("locked")
+                    .emit();
+                return Err(Error::Locked { until });
+            }
+            Reservation::NoUser => return Err(Error::InvalidCredentials),
+        };
+        si.accept_totp(&user, code, TotpStage::Active, &Factor::ALL, origin)
+            .await?;
+        audit(Event::SignIn, Outcome::Success, origin)
             .user(user.id)
-            .ip(ctx.ip)
             .emit();
         Ok(user)
     }
 }
 
-/// Which TOTP secret a code is checked against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TotpStage {
-    /// The confirmed secret (sign-in).
-    Active,
-    /// The secret being set up; a right code confirms it (activation).
-    Pending,
-}
-
-/// Checks `code` against the user's secret and records its step, refusing any step at or
-/// before the last accepted one — in one conditional write that also clears the attempt
-/// counter (and, for [`TotpStage::Pending`], activates the secret). The caller must have
-/// reserved the attempt.
-pub async fn accept_totp(
-    app: &App,
-    user: &User,
-    code: &str,
-    stage: TotpStage,
-    ctx: Context,
-) -> Result<u64, SignInError> {
-    let fail = |reason| {
-        Audit::new(Event::SecondFactor, Outcome::Failure, ctx.via)
-            .user(user.id)
-            .ip(ctx.ip)
-            .reason(reason)
-    };
-    let (sealed, state) = match (&user.totp, stage) {
-        (Totp::Active { sealed }, TotpStage::Active) => (sealed, "active"),
-        (Totp::Pending { sealed }, TotpStage::Pending) => (sealed, "pending"),
-        _ => return Err(SignInError::NotConfigured),
-    };
-    let secret = app
-        .keys
-        .sealer
-        .open(sealed, &user.aad())
-        .map_err(Fault::Crypto)?;
-    let secret = TotpSecret::from_bytes(secret.expose().to_vec()).map_err(Fault::Crypto)?;
-    let now = app.clock.now();
-    let Some(step) = totp::verify(&secret, code, now, app.config.totp_window) else {
-        limits::attempt_failed(app, user, ctx.via, ctx.ip);
-        fail("bad_code").emit();
-        return Err(SignInError::InvalidCode);
-    };
-    let step_n = i64::try_from(step).unwrap_or(i64::MAX);
-    let mut update = limits::reset_attempts(Update::new().set(attr::TOTP_STEP, step_n));
-    if stage == TotpStage::Pending {
-        update = update.set(attr::TOTP_STATE, "active");
-    }
-    let cond = Cond::And(vec![
-        Cond::eq(attr::TOTP_STATE, state),
-        Cond::missing_or(attr::TOTP_STEP, CmpOp::Lt, step_n),
-    ]);
-    match app
-        .store
-        .update(&profile_key(user.id), update, cond, now)
-        .await
-    {
-        Ok(_) => Ok(step),
-        Err(StoreError::ConditionFailed { .. }) => {
-            limits::attempt_failed(app, user, ctx.via, ctx.ip);
-            fail("replayed_code").emit();
-            Err(SignInError::InvalidCode)
+impl SignIn<'_> {
+    /// A second factor's attempt counts against the address's failure budget too (not against
+    /// its window of attempts: the password step counted the request already).
+    async fn admit_second_factor(&self, origin: Origin) -> Result<(), Error> {
+        if let Some(budget) = &self.policy.ip_failures {
+            let key = rate::budget_key(IP_FAILURES_SCOPE, &rate::ip_subject(origin.ip));
+            if let SubjectReservation::Blocked { until } =
+                limits::reserve_subject(self.db, &key, budget).await?
+            {
+                return Err(Error::RateLimited { until });
+            }
         }
-        Err(e) => Err(e.into()),
+        Ok(())
     }
-}
-
-/// Confirms a pending authenticator secret with one code from it (first-time set-up).
-pub async fn activate_totp(
-    app: &App,
-    id: UserId,
-    code: &str,
-    ctx: Context,
-) -> Result<(), SignInError> {
-    let user = reserve_code_attempt(app, id, ctx).await?;
-    match user.totp {
-        Totp::Pending { .. } => {}
-        Totp::Active { .. } => {
-            limits::attempt_succeeded(app, id).await?;
-            return Err(SignInError::AlreadyConfigured);
-        }
-        Totp::None => {
-            limits::attempt_succeeded(app, id).await?;
-            return Err(SignInError::NotConfigured);
-        }
-    }
-    accept_totp(app, &user, code, TotpStage::Pending, ctx).await?;
-    Audit::new(Event::FactorEnrolled, Outcome::Success, ctx.via)
-        .user(id)
-        .ip(ctx.ip)
-        .reason("totp")
-        .emit();
-    Ok(())
-}
-
-/// Reserves an attempt for a code-only step (e.g. activating a factor with a token in hand).
-pub async fn reserve_code_attempt(
-    app: &App,
-    id: UserId,
-    ctx: Context,
-) -> Result<User, SignInError> {
-    if !limits::allow_ip(app, ctx.ip, ctx.via).await? {
-        return Err(SignInError::RateLimited);
-    }
-    match limits::reserve_attempt(app, id).await? {
-        Reservation::Granted(user) => Ok(*user),
-        Reservation::Locked => Err(SignInError::Locked),
-        Reservation::NoUser => Err(SignInError::InvalidCredentials),
-    }
-}
-
-async fn verify_password(app: &App, password: &str, phc: &str) -> Result<bool, Fault> {
-    let hasher = app.hasher.clone();
-    let password = crate::crypto::SecretString::new(password.to_owned());
-    let phc = phc.to_owned();
-    tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
-        .await
-        .map_err(|_| Fault::Task)
-}
-
-/// Spends the same work as checking a real password, so that unknown and locked accounts
-/// cannot be told apart by timing.
-async fn burn_equal_cost(app: &App, password: &str) -> Result<(), Fault> {
-    let hasher = app.hasher.clone();
-    let password = crate::crypto::SecretString::new(password.to_owned());
-    tokio::task::spawn_blocking(move || hasher.verify_unknown_user(password.expose()))
-        .await
-        .map_err(|_| Fault::Task)
 }

@@ -1,14 +1,7 @@
-//! Users and their factors, and how they are stored.
-//!
-//! Items (see `infra/TABLE.md`):
-//! - `USER#<id>` / `PROFILE`: the [`User`], including the attempt counter and the TOTP replay
-//!   marker, so that a sign-in reads and reserves in one conditional write.
-//! - `LOGIN#<username or email, lower-cased>` / `LOGIN`: `uid`, a unique pointer to the user.
-//! - `COUNTER` / `USER_ID`: the last allocated user id.
+//! Users and their factors, as the flows see them. How a user is stored is
+//! [`crate::records::profile`]'s business; nothing here names a key or an attribute.
 
 use std::fmt;
-
-use crate::store::{Cond, Item, Key, StoreError, TxOp, Update, Value};
 
 pub type UserId = u64;
 
@@ -42,7 +35,7 @@ impl fmt::Display for Role {
 }
 
 /// The state of a user's authenticator-app factor. The secret is sealed (AEAD, bound to the
-/// user id) and only opened to verify a code or show it during setup.
+/// user id) and only opened to verify a code or show it during set-up.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Totp {
     None,
@@ -67,18 +60,122 @@ impl Totp {
         }
     }
 
-    fn state(&self) -> &'static str {
+    pub fn stage(&self) -> Option<TotpStage> {
         match self {
-            Totp::None => "none",
-            Totp::Pending { .. } => "pending",
-            Totp::Active { .. } => "active",
+            Totp::None => None,
+            Totp::Pending { .. } => Some(TotpStage::Pending),
+            Totp::Active { .. } => Some(TotpStage::Active),
         }
     }
 }
 
 impl fmt::Debug for Totp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.state())
+        f.write_str(match self {
+            Totp::None => "none",
+            Totp::Pending { .. } => "pending",
+            Totp::Active { .. } => "active",
+        })
+    }
+}
+
+/// Which secret a TOTP code is checked against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TotpStage {
+    /// The secret being set up; a right code confirms it.
+    Pending,
+    /// The confirmed secret.
+    Active,
+}
+
+/// A second factor delivered by a one-time code (email or SMS), per user.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CodeFactor {
+    #[default]
+    Off,
+    /// A code was sent to confirm it; not yet confirmed.
+    Pending,
+    On,
+}
+
+/// What a user proves to sign in. Each has its own failure budget ([`Budgets`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Factor {
+    Password,
+    Totp,
+    Email,
+    Sms,
+}
+
+impl Factor {
+    pub const ALL: [Factor; 4] = [Factor::Password, Factor::Totp, Factor::Email, Factor::Sms];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Factor::Password => "password",
+            Factor::Totp => "totp",
+            Factor::Email => "email",
+            Factor::Sms => "sms",
+        }
+    }
+}
+
+/// Failures counted against one factor since its last clean sign-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Failures {
+    /// Attempts reserved and not given back (a reservation counts as a failure until the
+    /// check succeeds).
+    pub count: u32,
+    /// When the counting window began (the first failure of the run).
+    pub first_at: Option<i64>,
+    /// When the last attempt was reserved.
+    pub last_at: Option<i64>,
+}
+
+impl Failures {
+    /// Whether the factor is blocked at `now` under `budget`: its failures reached the limit
+    /// and the block has not run out since the last one.
+    pub fn blocked(&self, now: i64, budget: &Budget) -> Option<i64> {
+        let until = self.last_at?.saturating_add(budget.block_secs);
+        (self.count >= budget.max_failures && until > now).then_some(until)
+    }
+}
+
+/// A factor's failure budget: `max_failures` within `window_secs` (or ever, since the last
+/// clean sign-in, without a window) block it for `block_secs` after the last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub max_failures: u32,
+    pub window_secs: Option<i64>,
+    pub block_secs: i64,
+}
+
+/// Every factor's failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Budgets {
+    pub password: Failures,
+    pub totp: Failures,
+    pub email: Failures,
+    pub sms: Failures,
+}
+
+impl Budgets {
+    pub fn of(&self, factor: Factor) -> &Failures {
+        match factor {
+            Factor::Password => &self.password,
+            Factor::Totp => &self.totp,
+            Factor::Email => &self.email,
+            Factor::Sms => &self.sms,
+        }
+    }
+
+    pub fn of_mut(&mut self, factor: Factor) -> &mut Failures {
+        match factor {
+            Factor::Password => &mut self.password,
+            Factor::Totp => &mut self.totp,
+            Factor::Email => &mut self.email,
+            Factor::Sms => &mut self.sms,
+        }
     }
 }
 
@@ -91,21 +188,25 @@ pub struct User {
     /// argon2id PHC string.
     pub password_hash: String,
     pub store_id: u32,
+    /// E.164; set by an admin or confirmed by an SMS code.
     pub phone: Option<String>,
     pub totp: Totp,
     /// The last TOTP step accepted: codes of this step or older are refused.
     pub totp_last_step: Option<u64>,
+    /// Email codes as a second factor.
+    pub email_otp: CodeFactor,
+    /// SMS codes as a second factor (to `phone`).
+    pub sms_otp: CodeFactor,
     /// Per-user switch; when false the user signs in without a second factor.
     pub tfa_enabled: bool,
     /// The admin asked for a new password before the next sign-in.
     pub must_reset_password: bool,
     pub active: bool,
-    /// Tokens issued at or before this Unix second are refused.
-    pub tokens_revoked_at: Option<i64>,
-    /// Sign-in attempts (password or code) reserved since the last success.
-    pub attempts: u32,
-    /// When the last attempt was reserved.
-    pub attempt_at: Option<i64>,
+    /// Token generation: every token carries (or is keyed by) the generation it was issued
+    /// under, and only the current one is honoured. Revoking bumps it, so a revocation
+    /// refuses every earlier token and none issued after it, whatever the clocks say.
+    pub token_gen: u64,
+    pub budgets: Budgets,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -127,25 +228,15 @@ impl User {
         policy_requires && self.tfa_enabled
     }
 
-    /// Whether a token issued at `iat` (Unix seconds) has been revoked.
-    pub fn revoked(&self, iat: i64) -> bool {
-        self.tokens_revoked_at.is_some_and(|at| iat <= at)
+    /// What a token of `purpose` issued to this user now is bound to: a token whose binding
+    /// differs (another user, another purpose, an earlier generation) is refused.
+    pub fn token_binding(&self, purpose: &str) -> Vec<u8> {
+        format!("{purpose}:{}:{}", self.id, self.token_gen).into_bytes()
     }
 
-    /// Whether the account is locked at `now` under the given policy.
-    pub fn locked(&self, now: i64, max_attempts: u32, lock_secs: i64) -> bool {
-        self.attempts >= max_attempts
-            && self
-                .attempt_at
-                .is_some_and(|at| at.saturating_add(lock_secs) > now)
-    }
-
-    pub fn key(&self) -> Key {
-        profile_key(self.id)
-    }
-
-    pub fn aad(&self) -> Vec<u8> {
-        totp_aad(self.id)
+    /// Whether a token issued under `generation` is still honoured.
+    pub fn honours(&self, generation: u64) -> bool {
+        self.active && generation == self.token_gen
     }
 }
 
@@ -154,183 +245,14 @@ pub fn totp_aad(id: UserId) -> Vec<u8> {
     format!("latchkey:totp:{id}").into_bytes()
 }
 
-pub fn profile_key(id: UserId) -> Key {
-    Key::new(format!("USER#{id}"), "PROFILE")
-}
-
-pub fn login_key(login: &str) -> Key {
-    Key::new(format!("LOGIN#{}", normalize_login(login)), "LOGIN")
-}
-
-pub fn user_id_counter_key() -> Key {
-    Key::new("COUNTER", "USER_ID")
-}
-
+/// Logins are looked up case-insensitively, without surrounding spaces.
 pub fn normalize_login(login: &str) -> String {
     login.trim().to_lowercase()
 }
 
-// Attribute names of the profile item.
-pub mod attr {
-    pub const USERNAME: &str = "username";
-    pub const EMAIL: &str = "email";
-    pub const ROLE: &str = "role";
-    pub const PASSWORD: &str = "password_hash";
-    pub const STORE_ID: &str = "store_id";
-    pub const PHONE: &str = "phone";
-    pub const TOTP_STATE: &str = "totp_state";
-    pub const TOTP_SECRET: &str = "totp_secret";
-    pub const TOTP_STEP: &str = "totp_step";
-    pub const TFA: &str = "tfa_enabled";
-    pub const RESET: &str = "must_reset_password";
-    pub const ACTIVE: &str = "active";
-    pub const REVOKED: &str = "tokens_revoked_at";
-    pub const ATTEMPTS: &str = "attempts";
-    pub const ATTEMPT_AT: &str = "attempt_at";
-    pub const CREATED: &str = "created_at";
-    pub const UPDATED: &str = "updated_at";
-    pub const UID: &str = "uid";
-}
-
-fn corrupt(key: &Key, what: &str) -> StoreError {
-    StoreError::Failure(format!("item {key}: {what}"))
-}
-
-fn non_negative(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
-impl TryFrom<&Item> for User {
-    type Error = StoreError;
-
-    fn try_from(item: &Item) -> Result<Self, StoreError> {
-        let key = &item.key;
-        let id = key
-            .pk
-            .strip_prefix("USER#")
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| corrupt(key, "not a user key"))?;
-        let text = |name: &str| {
-            item.str(name)
-                .map(str::to_owned)
-                .ok_or_else(|| corrupt(key, name))
-        };
-        let sealed = || item.bytes(attr::TOTP_SECRET).map(<[u8]>::to_vec);
-        let totp = match (item.str(attr::TOTP_STATE), sealed()) {
-            (None | Some("none"), _) => Totp::None,
-            (Some("pending"), Some(sealed)) => Totp::Pending { sealed },
-            (Some("active"), Some(sealed)) => Totp::Active { sealed },
-            _ => return Err(corrupt(key, "totp state")),
-        };
-        Ok(User {
-            id,
-            username: text(attr::USERNAME)?,
-            email: text(attr::EMAIL)?,
-            role: item
-                .str(attr::ROLE)
-                .and_then(Role::parse)
-                .ok_or_else(|| corrupt(key, "role"))?,
-            password_hash: text(attr::PASSWORD)?,
-            store_id: item
-                .num(attr::STORE_ID)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(1),
-            phone: item.str(attr::PHONE).map(str::to_owned),
-            totp,
-            totp_last_step: item.num(attr::TOTP_STEP).map(non_negative),
-            tfa_enabled: item.bool(attr::TFA).unwrap_or(true),
-            must_reset_password: item.bool(attr::RESET).unwrap_or(false),
-            active: item.bool(attr::ACTIVE).unwrap_or(true),
-            tokens_revoked_at: item.num(attr::REVOKED),
-            attempts: item
-                .num(attr::ATTEMPTS)
-                .and_then(|n| u32::try_from(n).ok())
-                .unwrap_or(0),
-            attempt_at: item.num(attr::ATTEMPT_AT),
-            created_at: item.num(attr::CREATED).unwrap_or(0),
-            updated_at: item.num(attr::UPDATED).unwrap_or(0),
-        })
-    }
-}
-
-impl From<&User> for Item {
-    fn from(u: &User) -> Item {
-        let mut item = Item::new(u.key())
-            .with(attr::USERNAME, u.username.as_str())
-            .with(attr::EMAIL, u.email.as_str())
-            .with(attr::ROLE, u.role.as_str())
-            .with(attr::PASSWORD, u.password_hash.as_str())
-            .with(attr::STORE_ID, i64::from(u.store_id))
-            .with(attr::TOTP_STATE, u.totp.state())
-            .with(attr::TFA, u.tfa_enabled)
-            .with(attr::RESET, u.must_reset_password)
-            .with(attr::ACTIVE, u.active)
-            .with(attr::ATTEMPTS, i64::from(u.attempts))
-            .with(attr::CREATED, u.created_at)
-            .with(attr::UPDATED, u.updated_at);
-        if let Some(sealed) = u.totp.sealed() {
-            item = item.with(attr::TOTP_SECRET, Value::B(sealed.to_vec()));
-        }
-        let optional = [
-            (attr::PHONE, u.phone.clone().map(Value::S)),
-            (
-                attr::TOTP_STEP,
-                u.totp_last_step
-                    .map(|s| Value::N(i64::try_from(s).unwrap_or(i64::MAX))),
-            ),
-            (attr::REVOKED, u.tokens_revoked_at.map(Value::N)),
-            (attr::ATTEMPT_AT, u.attempt_at.map(Value::N)),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                item.attrs.insert(name.to_owned(), value);
-            }
-        }
-        item
-    }
-}
-
-/// The write that sets a user's TOTP state; the replay marker restarts with a new secret.
-pub fn set_totp(update: Update, totp: &Totp) -> Update {
-    let update = update
-        .set(attr::TOTP_STATE, totp.state())
-        .remove(attr::TOTP_STEP);
-    match totp.sealed() {
-        Some(sealed) => update.set(attr::TOTP_SECRET, Value::B(sealed.to_vec())),
-        None => update.remove(attr::TOTP_SECRET),
-    }
-}
-
-/// The transaction that creates a user with its login pointers, failing if any login is taken.
-pub fn create_ops(user: &User) -> Vec<TxOp> {
-    let mut logins = vec![user.username.as_str()];
-    if normalize_login(&user.email) != normalize_login(&user.username) {
-        logins.push(user.email.as_str());
-    }
-    let mut ops: Vec<TxOp> = logins
-        .into_iter()
-        .map(|login| TxOp::Put {
-            item: Item::new(login_key(login)).with(attr::UID, id_value(user.id)),
-            cond: Cond::NotExists,
-        })
-        .collect();
-    ops.push(TxOp::Put {
-        item: Item::from(user),
-        cond: Cond::NotExists,
-    });
-    ops
-}
-
-pub fn id_value(id: UserId) -> Value {
-    Value::N(i64::try_from(id).unwrap_or(i64::MAX))
-}
-
-/// Reads the user id a login pointer item holds.
-pub fn pointer_uid(item: &Item) -> Result<UserId, StoreError> {
-    item.num(attr::UID)
-        .and_then(|n| u64::try_from(n).ok())
-        .ok_or_else(|| corrupt(&item.key, "uid"))
-}
+/// Longest login (username or email) accepted anywhere, in bytes: longer ones are refused
+/// before they become part of a key.
+pub const MAX_LOGIN_BYTES: usize = 254;
 
 /// Why a user's fields were refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -364,7 +286,7 @@ pub fn check_username(username: &str, email: &str) -> Result<(), InvalidUser> {
 }
 
 pub fn check_email(email: &str) -> Result<(), InvalidUser> {
-    let ok = email.len() <= 254
+    let ok = email.len() <= MAX_LOGIN_BYTES
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.contains('@') && domain.contains('.')
@@ -393,65 +315,58 @@ pub fn check_password(password: &str) -> Result<(), InvalidUser> {
 mod tests {
     use super::*;
 
-    fn user() -> User {
-        User {
+    #[test]
+    fn a_factor_is_blocked_only_at_the_limit_and_until_the_block_ends() {
+        let budget = Budget {
+            max_failures: 3,
+            window_secs: None,
+            block_secs: 600,
+        };
+        let mut f = Failures {
+            count: 2,
+            first_at: Some(100),
+            last_at: Some(100),
+        };
+        assert_eq!(f.blocked(100, &budget), None);
+        f.count = 3;
+        assert_eq!(f.blocked(100, &budget), Some(700));
+        assert_eq!(f.blocked(699, &budget), Some(700));
+        assert_eq!(
+            f.blocked(700, &budget),
+            None,
+            "the block ends after block_secs"
+        );
+    }
+
+    #[test]
+    fn bindings_differ_by_purpose_user_and_generation() {
+        let mut u = User {
             id: 7,
-            username: "Alice".into(),
-            email: "alice@example.com".into(),
+            username: "a".into(),
+            email: "a@b.co".into(),
             role: Role::Admin,
-            password_hash: "$argon2id$x".into(),
+            password_hash: String::new(),
             store_id: 1,
-            phone: Some("+4915112345678".into()),
-            totp: Totp::Active {
-                sealed: vec![1, 2, 3],
-            },
-            totp_last_step: Some(55),
+            phone: None,
+            totp: Totp::None,
+            totp_last_step: None,
+            email_otp: CodeFactor::Off,
+            sms_otp: CodeFactor::Off,
             tfa_enabled: true,
             must_reset_password: false,
             active: true,
-            tokens_revoked_at: Some(100),
-            attempts: 2,
-            attempt_at: Some(90),
-            created_at: 1,
-            updated_at: 2,
-        }
-    }
-
-    #[test]
-    fn user_round_trips_through_an_item() {
-        let u = user();
-        let item = Item::from(&u);
-        assert_eq!(User::try_from(&item).unwrap(), u);
-        let mut none = u.clone();
-        none.totp = Totp::None;
-        none.phone = None;
-        none.totp_last_step = None;
-        assert_eq!(User::try_from(&Item::from(&none)).unwrap(), none);
-    }
-
-    #[test]
-    fn corrupt_items_are_errors_not_panics() {
-        let mut item = Item::from(&user());
-        item.attrs.remove(attr::TOTP_SECRET);
-        assert!(User::try_from(&item).is_err());
-        let item = Item::new(Key::new("USER#x", "PROFILE"));
-        assert!(User::try_from(&item).is_err());
-    }
-
-    #[test]
-    fn revocation_and_lock_rules() {
-        let u = user();
-        assert!(u.revoked(100));
-        assert!(u.revoked(99));
-        assert!(!u.revoked(101));
-        let mut locked = u.clone();
-        locked.attempts = 6;
-        assert!(locked.locked(100, 6, 1800));
-        assert!(
-            !locked.locked(90 + 1800, 6, 1800),
-            "the lock ends lock_secs after the last attempt"
-        );
-        assert!(!u.locked(100, 6, 1800));
+            token_gen: 0,
+            budgets: Budgets::default(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let before = u.token_binding("access");
+        assert_ne!(before, u.token_binding("tfa"));
+        u.token_gen = 1;
+        assert_ne!(before, u.token_binding("access"));
+        assert!(u.honours(1) && !u.honours(0));
+        u.active = false;
+        assert!(!u.honours(1), "a disabled user honours no token");
     }
 
     #[test]
@@ -469,6 +384,7 @@ mod tests {
         ] {
             assert!(check_email(bad).is_err(), "{bad}");
         }
+        assert!(check_email(&format!("{}@b.co", "a".repeat(250))).is_err());
         assert!(check_phone("+4915112345678").is_ok());
         for bad in [
             "4915112345678",
@@ -481,18 +397,5 @@ mod tests {
         }
         assert!(check_password("short").is_err());
         assert!(check_password("long enough").is_ok());
-    }
-
-    #[test]
-    fn create_ops_point_both_logins_at_the_user() {
-        let ops = create_ops(&user());
-        assert_eq!(ops.len(), 3);
-        let mut same = user();
-        same.username = "ALICE@example.com".into();
-        assert_eq!(
-            create_ops(&same).len(),
-            2,
-            "one pointer when username is the email"
-        );
     }
 }

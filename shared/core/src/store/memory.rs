@@ -1,14 +1,14 @@
-//! The in-memory fake of the store port: the reference semantics, in a few lines.
-//! Used by unit tests of the core; the contract suite runs against it as well.
+//! The in-memory fake of the store port: a map under a mutex, with the semantics of
+//! [`super::engine`]. Used by unit tests of the core and by tests that need an injected fault;
+//! the contract suite runs against it as well.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{
-    Cond, Item, Key, Store, StoreError, TxOp, Update, validate_item, validate_tx, validate_update,
-};
+use super::engine::{self, Rows};
+use super::{Cond, Item, Key, Store, StoreError, TxOp, Update};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -20,37 +20,42 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<Key, Item>>, StoreError> {
+    fn lock(&self) -> Result<MapRows<'_>, StoreError> {
         self.items
             .lock()
+            .map(MapRows)
             .map_err(|_| StoreError::Failure("memory store poisoned".into()))
     }
 }
 
-fn live(items: &BTreeMap<Key, Item>, key: &Key, now: i64) -> Option<Item> {
-    items.get(key).filter(|i| i.is_live(now)).cloned()
-}
+struct MapRows<'a>(MutexGuard<'a, BTreeMap<Key, Item>>);
 
-fn check(cond: &Cond, current: Option<Item>) -> Result<Option<Item>, StoreError> {
-    if cond.holds(current.as_ref()) {
-        Ok(current)
-    } else {
-        Err(StoreError::condition_failed(current))
+impl Rows for MapRows<'_> {
+    fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
+        Ok(self.0.get(key).cloned())
+    }
+    fn write(&mut self, item: &Item) -> Result<(), StoreError> {
+        self.0.insert(item.key.clone(), item.clone());
+        Ok(())
+    }
+    fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
+        self.0.remove(key);
+        Ok(())
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
-        Ok(live(&*self.lock()?, key, now))
+        engine::get(&mut self.lock()?, key, now)
+    }
+
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
+        engine::get_many(&mut self.lock()?, keys, now)
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
-        validate_item(&item)?;
-        let mut items = self.lock()?;
-        check(&cond, live(&items, &item.key, now))?;
-        items.insert(item.key.clone(), item);
-        Ok(())
+        engine::put(&mut self.lock()?, &item, &cond, now)
     }
 
     async fn update(
@@ -60,19 +65,11 @@ impl Store for MemoryStore {
         cond: Cond,
         now: i64,
     ) -> Result<Item, StoreError> {
-        validate_update(&update)?;
-        let mut items = self.lock()?;
-        let current = check(&cond, live(&items, key, now))?;
-        let written = update.apply(key, current.as_ref());
-        items.insert(key.clone(), written.clone());
-        Ok(written)
+        engine::update(&mut self.lock()?, key, &update, &cond, now)
     }
 
     async fn delete(&self, key: &Key, cond: Cond, now: i64) -> Result<Option<Item>, StoreError> {
-        let mut items = self.lock()?;
-        let current = check(&cond, live(&items, key, now))?;
-        items.remove(key);
-        Ok(current)
+        engine::delete(&mut self.lock()?, key, &cond, now)
     }
 
     async fn query(
@@ -82,8 +79,9 @@ impl Store for MemoryStore {
         limit: usize,
         now: i64,
     ) -> Result<Vec<Item>, StoreError> {
-        let items = self.lock()?;
-        Ok(items
+        let rows = self.lock()?;
+        Ok(rows
+            .0
             .values()
             .filter(|i| i.key.pk == pk && i.key.sk.starts_with(sk_prefix) && i.is_live(now))
             .take(limit)
@@ -92,8 +90,9 @@ impl Store for MemoryStore {
     }
 
     async fn scan_sk(&self, sk: &str, limit: usize, now: i64) -> Result<Vec<Item>, StoreError> {
-        let items = self.lock()?;
-        Ok(items
+        let rows = self.lock()?;
+        Ok(rows
+            .0
             .values()
             .filter(|i| i.key.sk == sk && i.is_live(now))
             .take(limit)
@@ -102,29 +101,6 @@ impl Store for MemoryStore {
     }
 
     async fn transact(&self, ops: Vec<TxOp>, now: i64) -> Result<(), StoreError> {
-        validate_tx(&ops)?;
-        let mut items = self.lock()?;
-        for (index, op) in ops.iter().enumerate() {
-            let cond = match op {
-                TxOp::Put { cond, .. } | TxOp::Delete { cond, .. } | TxOp::Check { cond, .. } => {
-                    cond
-                }
-            };
-            if !cond.holds(live(&items, op.key(), now).as_ref()) {
-                return Err(StoreError::TxConditionFailed { index });
-            }
-        }
-        for op in ops {
-            match op {
-                TxOp::Put { item, .. } => {
-                    items.insert(item.key.clone(), item);
-                }
-                TxOp::Delete { key, .. } => {
-                    items.remove(&key);
-                }
-                TxOp::Check { .. } => {}
-            }
-        }
-        Ok(())
+        engine::transact(&mut self.lock()?, &ops, now)
     }
 }

@@ -14,13 +14,20 @@
 //!   `REMOVE`, and returns the item as written.
 //! - `delete` returns the live item it removed: a single-use item is consumed by exactly
 //!   one caller, however many race for it.
-//! - `transact` applies puts, deletes and condition checks on several items all or nothing.
+//! - `transact` applies puts, updates, deletes and condition checks on several items all or
+//!   nothing.
+//! - `get_many` reads several items in one call.
+//!
+//! Which items exist, their keys and attribute names, is not this module's business: each item
+//! type has a record module (`crate::records`) that builds its keys, encodes and decodes it, and
+//! builds the conditional [`Write`]s the flows apply.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
 
+pub mod engine;
 mod memory;
 pub use memory::MemoryStore;
 
@@ -261,11 +268,13 @@ pub enum ExpiryChange {
     Clear,
 }
 
-/// An update: `SET`, `ADD` and `REMOVE` on attributes, and the expiry.
-/// An attribute must appear in at most one of the three lists.
+/// An update: `SET`, `SET` if missing (`if_not_exists`), `ADD` and `REMOVE` on attributes,
+/// and the expiry. An attribute must appear in at most one of the lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Update {
     pub set: Vec<(String, Value)>,
+    /// Set only where the attribute is missing (DynamoDB's `if_not_exists`).
+    pub set_if_missing: Vec<(String, Value)>,
     pub add: Vec<(String, i64)>,
     pub remove: Vec<String>,
     pub expiry: ExpiryChange,
@@ -277,6 +286,10 @@ impl Update {
     }
     pub fn set(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.set.push((name.to_owned(), value.into()));
+        self
+    }
+    pub fn set_if_missing(mut self, name: &str, value: impl Into<Value>) -> Self {
+        self.set_if_missing.push((name.to_owned(), value.into()));
         self
     }
     pub fn add(mut self, name: &str, by: i64) -> Self {
@@ -303,6 +316,11 @@ impl Update {
         for (name, value) in &self.set {
             item.attrs.insert(name.clone(), value.clone());
         }
+        for (name, value) in &self.set_if_missing {
+            item.attrs
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
+        }
         for (name, by) in &self.add {
             let current = item.num(name).unwrap_or(0);
             item.attrs
@@ -320,19 +338,66 @@ impl Update {
     }
 }
 
+/// One conditional update of one item, as a record module builds it: the flows apply it
+/// (alone, or as one op of a transaction) without naming an attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub key: Key,
+    pub update: Update,
+    pub cond: Cond,
+}
+
+impl Write {
+    pub fn new(key: Key, update: Update, cond: Cond) -> Self {
+        Self { key, update, cond }
+    }
+
+    /// The same write as one op of a transaction.
+    pub fn into_op(self) -> TxOp {
+        TxOp::Update {
+            key: self.key,
+            update: self.update,
+            cond: self.cond,
+        }
+    }
+}
+
 /// One write of a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxOp {
-    Put { item: Item, cond: Cond },
-    Delete { key: Key, cond: Cond },
-    Check { key: Key, cond: Cond },
+    Put {
+        item: Item,
+        cond: Cond,
+    },
+    Update {
+        key: Key,
+        update: Update,
+        cond: Cond,
+    },
+    Delete {
+        key: Key,
+        cond: Cond,
+    },
+    Check {
+        key: Key,
+        cond: Cond,
+    },
 }
 
 impl TxOp {
     pub fn key(&self) -> &Key {
         match self {
             TxOp::Put { item, .. } => &item.key,
-            TxOp::Delete { key, .. } | TxOp::Check { key, .. } => key,
+            TxOp::Update { key, .. } | TxOp::Delete { key, .. } | TxOp::Check { key, .. } => key,
+        }
+    }
+
+    pub fn cond(&self) -> &Cond {
+        match self {
+            TxOp::Put { cond, .. }
+            | TxOp::Update { cond, .. }
+            | TxOp::Delete { cond, .. }
+            | TxOp::Check { cond, .. } => cond,
         }
     }
 }
@@ -371,12 +436,19 @@ impl StoreError {
 /// Most transactions allowed in one call (DynamoDB's own limit is 100).
 pub const MAX_TX_OPS: usize = 25;
 
+/// Most keys read by one `get_many` (DynamoDB's `BatchGetItem` takes 100).
+pub const MAX_GET_MANY: usize = 100;
+
 /// The store port. `now` is passed by the caller (from the Clock port) so that expiry is
 /// decided by the same clock everywhere, and tests can move it.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The live item at `key`, if any.
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError>;
+
+    /// The live items at `keys`, in the order asked (`None` where there is none). At most
+    /// [`MAX_GET_MANY`] distinct keys; one call on DynamoDB.
+    async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError>;
 
     /// Writes `item` whole if `cond` holds.
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError>;
@@ -423,8 +495,11 @@ pub fn validate_tx(ops: &[TxOp]) -> Result<(), StoreError> {
         )));
     }
     for op in ops {
-        if let TxOp::Put { item, .. } = op {
-            validate_item(item)?;
+        validate_key(op.key())?;
+        match op {
+            TxOp::Put { item, .. } => validate_item(item)?,
+            TxOp::Update { update, .. } => validate_update(update)?,
+            TxOp::Delete { .. } | TxOp::Check { .. } => {}
         }
     }
     let mut keys: Vec<&Key> = ops.iter().map(TxOp::key).collect();
@@ -437,12 +512,55 @@ pub fn validate_tx(ops: &[TxOp]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Longest partition key, in bytes (DynamoDB refuses longer ones).
+pub const MAX_PK_BYTES: usize = 2048;
+/// Longest sort key, in bytes (DynamoDB refuses longer ones).
+pub const MAX_SK_BYTES: usize = 1024;
+
+/// Checks a key against DynamoDB's limits, on every adapter, so that a flow that lets an
+/// over-long identifier reach a key fails the same way on all of them (and tests see it).
+/// Flows must check identifiers before they become keys; this is the backstop.
+pub fn validate_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty()
+        || key.sk.is_empty()
+        || key.pk.len() > MAX_PK_BYTES
+        || key.sk.len() > MAX_SK_BYTES
+    {
+        return Err(StoreError::Invalid(format!(
+            "key of {} + {} bytes is outside DynamoDB's limits",
+            key.pk.len(),
+            key.sk.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks what every adapter must refuse in a `get_many`.
+pub fn validate_keys(keys: &[Key]) -> Result<(), StoreError> {
+    keys.iter().try_for_each(validate_key)?;
+    if keys.len() > MAX_GET_MANY {
+        return Err(StoreError::Invalid(format!(
+            "get_many of {} keys",
+            keys.len()
+        )));
+    }
+    let mut sorted: Vec<&Key> = keys.iter().collect();
+    sorted.sort();
+    if sorted.windows(2).any(|w| matches!(w, [a, b] if a == b)) {
+        return Err(StoreError::Invalid(
+            "get_many asks for one key twice".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks what every adapter must refuse in an update.
 pub fn validate_update(update: &Update) -> Result<(), StoreError> {
     let mut names: Vec<&str> = update
         .set
         .iter()
         .map(|(n, _)| n.as_str())
+        .chain(update.set_if_missing.iter().map(|(n, _)| n.as_str()))
         .chain(update.add.iter().map(|(n, _)| n.as_str()))
         .chain(update.remove.iter().map(String::as_str))
         .collect();
@@ -463,8 +581,9 @@ pub fn validate_update(update: &Update) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Checks an item's attribute names (every adapter refuses the reserved ones).
+/// Checks an item's key and attribute names (every adapter refuses the reserved ones).
 pub fn validate_item(item: &Item) -> Result<(), StoreError> {
+    validate_key(&item.key)?;
     if item
         .attrs
         .keys()
@@ -515,12 +634,19 @@ mod tests {
     fn update_applies_set_add_remove() {
         let u = Update::new()
             .set("s", "y")
+            .set_if_missing("first", 1)
+            .set_if_missing("n2", 9)
             .add("n", 2)
             .add("m", 1)
             .remove("gone")
             .expire_at(9);
-        let out = u.apply(&Key::new("p", "s"), Some(&item().with("gone", true)));
+        let out = u.apply(
+            &Key::new("p", "s"),
+            Some(&item().with("gone", true).with("n2", 4)),
+        );
         assert_eq!(out.str("s"), Some("y"));
+        assert_eq!(out.num("first"), Some(1), "set where missing");
+        assert_eq!(out.num("n2"), Some(4), "kept where present");
         assert_eq!(out.num("n"), Some(5));
         assert_eq!(out.num("m"), Some(1));
         assert!(out.get("gone").is_none());

@@ -4,8 +4,8 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::identity::Fault;
-use crate::identity::signin::SignInError;
+use crate::identity::{Error, Fault, Invalid, Taken};
+use crate::routes::IntoResponse;
 use crate::web::{self, BodyError, FieldError, Response};
 
 pub const SIGN_IN_INCORRECT: &str = "The account sign-in was incorrect or your account is disabled temporarily. Please wait and try again later.";
@@ -28,6 +28,12 @@ pub const STORE_NOT_FOUND: &str =
 pub const TOO_LARGE: &str = "The request body is too large.";
 pub const SEND_FAILED: &str = "Failed to send the message. Please contact the administrator";
 pub const BUSY: &str = "The service is temporarily unavailable. Please try again later.";
+pub const NO_SUCH_ENTITY: &str =
+    "The entity that was requested doesn't exist. Verify the entity and try again.";
+pub const USER_EXISTS: &str = "A user with the same user name or email already exists.";
+pub const INTEGRATION_EXISTS: &str = "The integration with name \"%1\" exists.";
+pub const INTERNAL: &str =
+    "Internal Error. Details are available in the latchkey log. Report ID: %1";
 
 /// One Magento error answer.
 #[derive(Debug)]
@@ -108,38 +114,61 @@ impl MagentoError {
     /// A failure of the machinery: logged with a report id, answered without details.
     pub fn fault(fault: &Fault) -> Self {
         if fault.is_retryable() {
-            tracing::warn!(error = %fault, "store or delivery busy");
+            tracing::warn!(error = %fault, "store busy");
             return Self::new(StatusCode::SERVICE_UNAVAILABLE, BUSY);
         }
         let report = report_id();
         tracing::error!(report_id = %report, error = %fault, "request failed");
-        Self::with_parameters(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Error. Details are available in the latchkey log. Report ID: %1",
-            json!([report]),
-        )
+        Self::with_parameters(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, json!([report]))
     }
+}
 
-    /// How a failed sign-in step answers. Every reason a stranger could probe (unknown user,
-    /// wrong password, locked, rate limited) gets the same words.
-    pub fn sign_in(err: &SignInError) -> Self {
-        match err {
-            SignInError::InvalidCredentials
-            | SignInError::Locked
-            | SignInError::RateLimited
-            | SignInError::PasswordResetRequired => Self::sign_in_incorrect(),
-            SignInError::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, INVALID_CODE),
-            SignInError::NotConfigured => {
-                Self::new(StatusCode::BAD_REQUEST, PROVIDER_NOT_CONFIGURED)
-            }
-            SignInError::AlreadyConfigured => {
+/// The one mapping of the core's refusals onto Magento's answers. Every reason a stranger could
+/// probe at sign-in (unknown user, wrong password, locked, rate limited, reset required) gets
+/// the same words.
+impl From<Error> for MagentoError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidCredentials
+            | Error::Locked { .. }
+            | Error::RateLimited { .. }
+            | Error::PasswordResetRequired => Self::sign_in_incorrect(),
+            Error::InvalidCode => Self::new(StatusCode::UNAUTHORIZED, INVALID_CODE),
+            Error::NotConfigured => Self::new(StatusCode::BAD_REQUEST, PROVIDER_NOT_CONFIGURED),
+            Error::AlreadyConfigured => {
                 Self::new(StatusCode::BAD_REQUEST, PROVIDER_ALREADY_CONFIGURED)
             }
-            SignInError::Fault(f) => Self::fault(f),
+            Error::InvalidToken => Self::not_authorized(""),
+            Error::TokenExpired => Self::new(StatusCode::UNAUTHORIZED, TOKEN_EXPIRED),
+            Error::Invalid(invalid) => Self::invalid(&invalid),
+            Error::Taken(Taken::Login) => Self::new(StatusCode::BAD_REQUEST, USER_EXISTS),
+            Error::Taken(Taken::IntegrationName) => {
+                Self::with_parameters(StatusCode::BAD_REQUEST, INTEGRATION_EXISTS, json!([""]))
+            }
+            Error::NotFound => Self::new(StatusCode::NOT_FOUND, NO_SUCH_ENTITY),
+            Error::SendFailed { retryable } => {
+                tracing::warn!(retryable, "message not sent");
+                let status = if retryable {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                };
+                Self::new(status, SEND_FAILED)
+            }
+            Error::Fault(f) => Self::fault(&f),
         }
     }
+}
 
-    pub fn into_response(self) -> Response {
+impl MagentoError {
+    /// Input refused by a rule of the core: the rule's own words, which name no value.
+    pub fn invalid(invalid: &Invalid) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, &invalid.to_string())
+    }
+}
+
+impl IntoResponse for MagentoError {
+    fn into_response(self) -> Response {
         web::json(self.status, &self.body)
     }
 }
@@ -153,6 +182,12 @@ impl From<Fault> for MagentoError {
 impl From<crate::store::StoreError> for MagentoError {
     fn from(e: crate::store::StoreError) -> Self {
         MagentoError::fault(&Fault::Store(e))
+    }
+}
+
+impl From<crate::crypto::CryptoError> for MagentoError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        MagentoError::fault(&Fault::Crypto(e))
     }
 }
 
@@ -177,6 +212,7 @@ mod tests {
     use super::*;
 
     fn body_text(e: MagentoError) -> String {
+        use crate::routes::IntoResponse;
         String::from_utf8(e.into_response().into_body().to_vec()).unwrap()
     }
 

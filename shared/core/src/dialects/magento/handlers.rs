@@ -1,4 +1,6 @@
 //! One function per Magento route: parse the wire shape, call the core, render the answer.
+//! Refusals of the core convert to Magento's answers with `?` (`From<identity::Error>` in
+//! `errors.rs`); only where Magento words a refusal differently by route is it mapped here.
 
 use base64::Engine;
 use http::StatusCode;
@@ -6,61 +8,34 @@ use serde_json::{Map, Value, json};
 
 use super::errors::{self, MagentoError};
 use super::{
-    INTEGRATIONS_RESOURCE, TFA_RESOURCE, issue_access_token, issue_tfa_token, principal,
-    tfa_token_user,
+    INTEGRATIONS_RESOURCE, Principal, SELF_RESOURCE, TFA_RESOURCE, issue_access_token,
+    issue_tfa_token, principal, tfa_token_user,
 };
 use crate::app::App;
 use crate::config::MagentoTfa;
-use crate::identity::accounts::{self, AccountError};
-use crate::identity::integrations::{self, IntegrationError};
-use crate::identity::signin::{self, Context};
+use crate::identity::integrations::{self, Grantor};
 use crate::identity::users::{Role, User};
+use crate::identity::{Error, Origin, Taken, accounts};
 use crate::ports::Email;
-use crate::routes::{Params, Route};
-use crate::web::{self, FieldError, Request, Response};
+use crate::routes::Call;
+use crate::web::{self, FieldError, Response};
 
 type Answer = Result<Response, MagentoError>;
 
 const VIA: &str = "magento";
 const GOOGLE: &str = "google";
 
-pub async fn dispatch(app: &App, route: &'static Route, params: &Params, req: &Request) -> Answer {
-    match route.name {
-        "magento-admin-token" => admin_token(app, req).await,
-        "magento-customer-token" => customer_token(app, req).await,
-        "magento-google-authenticate" => google_authenticate(app, req).await,
-        "magento-google-configure" => google_configure(app, req).await,
-        "magento-google-activate" => google_activate(app, req).await,
-        "magento-tfat-user-providers" => tfat_providers(app, req, false).await,
-        "magento-tfat-providers-to-activate" => tfat_providers(app, req, true).await,
-        "magento-installed-providers" | "magento-forced-providers" => {
-            principal(app, req, TFA_RESOURCE)
-                .await?
-                .require_admin(TFA_RESOURCE)?;
-            Ok(providers(&[GOOGLE]))
-        }
-        "magento-user-providers" => user_providers(app, req, params, false).await,
-        "magento-providers-to-activate" => user_providers(app, req, params, true).await,
-        "magento-provider-reset" => provider_reset(app, req, params).await,
-        "magento-customers-me" => customers_me(app, req).await,
-        "magento-revoke-customer-token" => revoke_customer_token(app, req).await,
-        "magento-integration-create" => integration_create(app, req).await,
-        "magento-integration-delete" => integration_delete(app, req, params).await,
-        _ => Err(MagentoError::no_route()),
-    }
-}
-
 // ---------------------------------------------------------------- input
 
-fn context(req: &Request) -> Context {
-    Context {
-        ip: web::client_ip(req),
+fn origin(call: &Call) -> Origin {
+    Origin {
+        ip: web::client_ip(&call.req),
         via: VIA,
     }
 }
 
-fn body(app: &App, req: &Request) -> Result<Map<String, Value>, MagentoError> {
-    web::json_object(req.body(), app.config.max_body_bytes).map_err(MagentoError::body)
+fn body(app: &App, call: &Call) -> Result<Map<String, Value>, MagentoError> {
+    web::json_object(call.req.body(), app.config.max_body_bytes).map_err(MagentoError::body)
 }
 
 /// Required string fields, all checked before answering so every problem is named at once.
@@ -83,8 +58,8 @@ fn required<const N: usize>(
     }
 }
 
-fn user_id_param(params: &Params) -> Result<u64, MagentoError> {
-    params
+fn user_id_param(call: &Call) -> Result<u64, MagentoError> {
+    call.params
         .get("userId")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| {
@@ -95,8 +70,8 @@ fn user_id_param(params: &Params) -> Result<u64, MagentoError> {
         })
 }
 
-fn query_param(req: &Request, name: &str) -> Option<String> {
-    let query = req.uri().query()?;
+fn query_param(call: &Call, name: &str) -> Option<String> {
+    let query = call.req.uri().query()?;
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -123,11 +98,16 @@ fn provider(code: &str) -> Value {
     })
 }
 
-fn providers(codes: &[&str]) -> Response {
-    web::json(
-        StatusCode::OK,
-        &codes.iter().map(|c| provider(c)).collect::<Vec<_>>(),
-    )
+fn providers(codes: &[&str]) -> Answer {
+    ok(&codes.iter().map(|c| provider(c)).collect::<Vec<_>>())
+}
+
+fn providers_of(user: &User, to_activate: bool) -> Answer {
+    if to_activate && user.totp.is_active() {
+        providers(&[])
+    } else {
+        providers(&[GOOGLE])
+    }
 }
 
 /// Magento's date-time format for entity timestamps (`2024-04-22 11:07:24`, UTC).
@@ -139,38 +119,34 @@ fn magento_time(unix: i64) -> String {
         .unwrap_or_default()
 }
 
+fn no_such_user() -> MagentoError {
+    MagentoError::new(StatusCode::NOT_FOUND, "The user doesn't exist.")
+}
+
 // ---------------------------------------------------------------- sign-in
 
 /// `POST integration/admin/token`: a token only when no second factor is required; otherwise
 /// the providers to use, or (none set up yet) the configuration email.
-async fn admin_token(app: &App, req: &Request) -> Answer {
-    let [username, password] = required(&body(app, req)?, ["username", "password"])?;
-    let verified = signin::password(app, &username, &password, Role::Admin, context(req))
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?;
+pub async fn admin_token(app: &App, call: &Call) -> Answer {
+    let [username, password] = required(&body(app, call)?, ["username", "password"])?;
+    let si = app.signin(&app.config.magento.signin);
+    let verified = si
+        .password(&username, &password, Role::Admin, origin(call))
+        .await?;
     let policy_requires = app.config.magento.tfa == MagentoTfa::Required;
     if !verified.user.needs_second_factor(policy_requires) {
-        let user = verified
-            .complete(app)
-            .await
-            .map_err(|e| MagentoError::sign_in(&e))?;
+        let user = verified.complete(&si).await?;
         return ok(&issue_access_token(app, &user)?);
     }
     if verified.user.totp.is_active() {
-        verified
-            .stop(app, "second_factor_required")
-            .await
-            .map_err(|e| MagentoError::sign_in(&e))?;
+        verified.pause(&si, "second_factor_required").await?;
         return Err(MagentoError::with_parameters(
             StatusCode::UNAUTHORIZED,
             errors::USE_PROVIDER,
             json!({ "active_providers": [GOOGLE] }),
         ));
     }
-    let user = verified
-        .stop(app, "second_factor_not_configured")
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?;
+    let user = verified.pause(&si, "second_factor_not_configured").await?;
     send_configuration_email(app, &user).await?;
     Err(MagentoError::new(
         StatusCode::UNAUTHORIZED,
@@ -203,66 +179,54 @@ async fn send_configuration_email(app: &App, user: &User) -> Result<(), MagentoE
         text,
         html: None,
     };
-    app.mailer.send_email(&email).await.map_err(|e| {
-        tracing::warn!(error = %e, user_id = user.id, "configuration email not sent");
-        let status = match e {
-            crate::ports::SendError::Retryable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            crate::ports::SendError::Rejected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        MagentoError::new(status, errors::SEND_FAILED)
-    })
+    app.mailer
+        .send_email(&email)
+        .await
+        .map_err(|e| MagentoError::from(Error::from(e)))
 }
 
 /// `POST integration/customer/token`.
-async fn customer_token(app: &App, req: &Request) -> Answer {
-    let [username, password] = required(&body(app, req)?, ["username", "password"])?;
-    let user = signin::password(app, &username, &password, Role::Customer, context(req))
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?
-        .complete(app)
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?;
+pub async fn customer_token(app: &App, call: &Call) -> Answer {
+    let [username, password] = required(&body(app, call)?, ["username", "password"])?;
+    let si = app.signin(&app.config.magento.signin);
+    let user = si
+        .password(&username, &password, Role::Customer, origin(call))
+        .await?
+        .complete(&si)
+        .await?;
     ok(&issue_access_token(app, &user)?)
 }
 
 /// `POST tfa/provider/google/authenticate`.
-async fn google_authenticate(app: &App, req: &Request) -> Answer {
-    let [username, password, otp] = required(&body(app, req)?, ["username", "password", "otp"])?;
-    let user = signin::password(app, &username, &password, Role::Admin, context(req))
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?
-        .totp(app, &otp)
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?;
+pub async fn google_authenticate(app: &App, call: &Call) -> Answer {
+    let [username, password, otp] = required(&body(app, call)?, ["username", "password", "otp"])?;
+    let si = app.signin(&app.config.magento.signin);
+    let user = si
+        .password(&username, &password, Role::Admin, origin(call))
+        .await?
+        .totp(&si, &otp)
+        .await?;
     ok(&issue_access_token(app, &user)?)
 }
 
 // ---------------------------------------------------------------- first-time set-up
 
 /// `POST tfa/provider/google/configure`: the pending secret and its QR code.
-async fn google_configure(app: &App, req: &Request) -> Answer {
-    let [tfa_token] = required(&body(app, req)?, ["tfaToken"])?;
+pub async fn google_configure(app: &App, call: &Call) -> Answer {
+    let [tfa_token] = required(&body(app, call)?, ["tfaToken"])?;
     let user = tfa_token_user(app, &tfa_token).await?;
-    let setup = match accounts::begin_totp_setup(app, user.id).await {
-        Ok(setup) => setup,
-        Err(AccountError::AlreadyConfigured) => {
-            return Err(MagentoError::new(
-                StatusCode::BAD_REQUEST,
-                errors::PROVIDER_ALREADY_CONFIGURED,
-            ));
-        }
-        Err(AccountError::NotFound) => {
-            return Err(MagentoError::new(
-                StatusCode::UNAUTHORIZED,
-                errors::INVALID_TFA_TOKEN,
-            ));
-        }
-        Err(AccountError::Fault(f)) => return Err(f.into()),
-        Err(other) => {
-            tracing::error!(error = %other, "unexpected set-up failure");
-            return Err(MagentoError::no_route());
-        }
-    };
+    let setup = accounts::begin_totp_setup(
+        app.db(),
+        &app.keys.sealer,
+        app.rng.as_ref(),
+        &app.config.issuer,
+        user.id,
+    )
+    .await
+    .map_err(|e| match e {
+        Error::NotFound => MagentoError::new(StatusCode::UNAUTHORIZED, errors::INVALID_TFA_TOKEN),
+        other => other.into(),
+    })?;
     let png = setup.qr_png()?;
     ok(&json!({
         "qr_code_base64": base64::engine::general_purpose::STANDARD.encode(png),
@@ -271,108 +235,132 @@ async fn google_configure(app: &App, req: &Request) -> Answer {
 }
 
 /// `POST tfa/provider/google/activate`: confirms the pending secret with one code.
-async fn google_activate(app: &App, req: &Request) -> Answer {
-    let [tfa_token, otp] = required(&body(app, req)?, ["tfaToken", "otp"])?;
+pub async fn google_activate(app: &App, call: &Call) -> Answer {
+    let [tfa_token, otp] = required(&body(app, call)?, ["tfaToken", "otp"])?;
     let user = tfa_token_user(app, &tfa_token).await?;
-    signin::activate_totp(app, user.id, &otp, context(req))
-        .await
-        .map_err(|e| MagentoError::sign_in(&e))?;
+    app.signin(&app.config.magento.signin)
+        .activate_totp(user.id, &otp, origin(call))
+        .await?;
     ok(&true)
 }
 
-/// `GET tfa/tfat-user-providers?tfaToken=` and `GET tfa/tfat-providers-to-activate?tfaToken=`.
-async fn tfat_providers(app: &App, req: &Request, to_activate: bool) -> Answer {
-    let token = query_param(req, "tfaToken")
+/// The user a `?tfaToken=` stands for.
+async fn tfat_user(app: &App, call: &Call) -> Result<User, MagentoError> {
+    let token = query_param(call, "tfaToken")
         .ok_or_else(|| MagentoError::fields(vec![FieldError::Missing("tfaToken")]))?;
-    let user = tfa_token_user(app, &token).await?;
-    Ok(providers_of(&user, to_activate))
+    tfa_token_user(app, &token).await
 }
 
-fn providers_of(user: &User, to_activate: bool) -> Response {
-    if to_activate && user.totp.is_active() {
-        providers(&[])
-    } else {
-        providers(&[GOOGLE])
-    }
+/// `GET tfa/tfat-user-providers?tfaToken=`.
+pub async fn tfat_user_providers(app: &App, call: &Call) -> Answer {
+    providers_of(&tfat_user(app, call).await?, false)
+}
+
+/// `GET tfa/tfat-providers-to-activate?tfaToken=`.
+pub async fn tfat_providers_to_activate(app: &App, call: &Call) -> Answer {
+    providers_of(&tfat_user(app, call).await?, true)
 }
 
 // ---------------------------------------------------------------- admin routes
 
-async fn user_providers(app: &App, req: &Request, params: &Params, to_activate: bool) -> Answer {
-    principal(app, req, TFA_RESOURCE)
+/// `GET tfa/installed-providers` and `GET tfa/forced-providers`.
+pub async fn installed_providers(app: &App, call: &Call) -> Answer {
+    principal(app, call, TFA_RESOURCE)
         .await?
         .require_admin(TFA_RESOURCE)?;
-    let id = user_id_param(params)?;
-    let user = accounts::get(app, id)
-        .await?
-        .filter(|u| u.role == Role::Admin)
-        .ok_or_else(no_such_user)?;
-    Ok(providers_of(&user, to_activate))
+    providers(&[GOOGLE])
 }
 
-fn no_such_user() -> MagentoError {
-    MagentoError::new(StatusCode::NOT_FOUND, "The user doesn't exist.")
+async fn admin_user(app: &App, call: &Call) -> Result<User, MagentoError> {
+    principal(app, call, TFA_RESOURCE)
+        .await?
+        .require_admin(TFA_RESOURCE)?;
+    let id = user_id_param(call)?;
+    accounts::get(app.db(), id)
+        .await?
+        .filter(|u| u.role == Role::Admin)
+        .ok_or_else(no_such_user)
+}
+
+/// `GET tfa/user-providers/{userId}`.
+pub async fn user_providers(app: &App, call: &Call) -> Answer {
+    providers_of(&admin_user(app, call).await?, false)
+}
+
+/// `GET tfa/providers-to-activate/{userId}`.
+pub async fn providers_to_activate(app: &App, call: &Call) -> Answer {
+    providers_of(&admin_user(app, call).await?, true)
 }
 
 /// `POST tfa/provider/{providerCode}/reset/{userId}`: what `bin/magento security:tfa:reset`
 /// does.
-async fn provider_reset(app: &App, req: &Request, params: &Params) -> Answer {
-    principal(app, req, TFA_RESOURCE)
+pub async fn provider_reset(app: &App, call: &Call) -> Answer {
+    principal(app, call, TFA_RESOURCE)
         .await?
         .require_admin(TFA_RESOURCE)?;
-    let id = user_id_param(params)?;
-    if params.get("providerCode") != Some(GOOGLE) {
+    let id = user_id_param(call)?;
+    if call.params.get("providerCode") != Some(GOOGLE) {
         return Err(MagentoError::new(
             StatusCode::BAD_REQUEST,
             errors::PROVIDER_NOT_ALLOWED,
         ));
     }
-    match accounts::reset_totp(app, id, VIA).await {
-        Ok(()) => ok(&true),
-        Err(AccountError::NotFound) => Err(no_such_user()),
-        Err(AccountError::Fault(f)) => Err(f.into()),
-        Err(other) => {
-            tracing::error!(error = %other, "unexpected reset failure");
-            Err(MagentoError::no_route())
-        }
-    }
+    accounts::reset_totp(app.db(), id, VIA)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound => no_such_user(),
+            other => other.into(),
+        })?;
+    ok(&true)
 }
 
-async fn integration_create(app: &App, req: &Request) -> Answer {
-    principal(app, req, INTEGRATIONS_RESOURCE)
+/// `POST integrations`: an integration holding at most what its creator holds.
+pub async fn integration_create(app: &App, call: &Call) -> Answer {
+    let creator = principal(app, call, INTEGRATIONS_RESOURCE)
         .await?
         .require_admin(INTEGRATIONS_RESOURCE)?;
-    let obj = body(app, req)?;
+    let obj = body(app, call)?;
     let [name] = required(&obj, ["name"])?;
     let resources = web::optional_string_list(&obj, "resources")
         .map_err(|e| MagentoError::fields(vec![e]))?
-        .unwrap_or_default();
-    match integrations::create(app, &name, resources, VIA).await {
-        Ok((integration, token)) => ok(&json!({
-            "id": integration.id,
-            "name": integration.name,
-            "status": 1,
-            "resources": integration.resources,
-            "access_token": token.expose(),
-        })),
-        Err(IntegrationError::NameTaken(name)) => Err(MagentoError::with_parameters(
+        .ok_or_else(|| MagentoError::fields(vec![FieldError::Missing("resources")]))?;
+    let grantor = match &creator {
+        Principal::Integration(i) => Grantor::Integration(i),
+        _ => Grantor::Admin,
+    };
+    let (integration, token) = integrations::create(
+        app.db(),
+        app.rng.as_ref(),
+        app.keys.pepper(),
+        grantor,
+        &name,
+        resources,
+        VIA,
+    )
+    .await
+    .map_err(|e| match e {
+        Error::Taken(Taken::IntegrationName) => MagentoError::with_parameters(
             StatusCode::BAD_REQUEST,
-            "The integration with name \"%1\" exists.",
-            json!([name]),
-        )),
-        Err(e @ (IntegrationError::BadName | IntegrationError::BadResources)) => {
-            Err(MagentoError::new(StatusCode::BAD_REQUEST, &e.to_string()))
-        }
-        Err(IntegrationError::NotFound) => Err(MagentoError::no_route()),
-        Err(IntegrationError::Fault(f)) => Err(f.into()),
-    }
+            errors::INTEGRATION_EXISTS,
+            json!([name.trim()]),
+        ),
+        other => other.into(),
+    })?;
+    ok(&json!({
+        "id": integration.id,
+        "name": integration.name,
+        "status": 1,
+        "resources": integration.resources,
+        "access_token": token.expose(),
+    }))
 }
 
-async fn integration_delete(app: &App, req: &Request, params: &Params) -> Answer {
-    principal(app, req, INTEGRATIONS_RESOURCE)
+/// `DELETE integrations/{integrationId}`.
+pub async fn integration_delete(app: &App, call: &Call) -> Answer {
+    principal(app, call, INTEGRATIONS_RESOURCE)
         .await?
         .require_admin(INTEGRATIONS_RESOURCE)?;
-    let raw = params.get("integrationId").unwrap_or_default();
+    let raw = call.params.get("integrationId").unwrap_or_default();
     let not_found = || {
         MagentoError::with_parameters(
             StatusCode::NOT_FOUND,
@@ -381,21 +369,20 @@ async fn integration_delete(app: &App, req: &Request, params: &Params) -> Answer
         )
     };
     let id: u64 = raw.parse().map_err(|_| not_found())?;
-    match integrations::delete(app, id, VIA).await {
-        Ok(()) => ok(&true),
-        Err(IntegrationError::NotFound) => Err(not_found()),
-        Err(IntegrationError::Fault(f)) => Err(f.into()),
-        Err(other) => Err(MagentoError::new(
-            StatusCode::BAD_REQUEST,
-            &other.to_string(),
-        )),
-    }
+    integrations::delete(app.db(), id, VIA)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound => not_found(),
+            other => other.into(),
+        })?;
+    ok(&true)
 }
 
 // ---------------------------------------------------------------- customer routes
 
-async fn customers_me(app: &App, req: &Request) -> Answer {
-    let user = principal(app, req, super::SELF_RESOURCE)
+/// `GET customers/me`.
+pub async fn customers_me(app: &App, call: &Call) -> Answer {
+    let user = principal(app, call, SELF_RESOURCE)
         .await?
         .require_customer()?;
     ok(&json!({
@@ -411,16 +398,13 @@ async fn customers_me(app: &App, req: &Request) -> Answer {
     }))
 }
 
-async fn revoke_customer_token(app: &App, req: &Request) -> Answer {
-    let user = principal(app, req, super::SELF_RESOURCE)
+/// `POST integration/customer/revoke-customer-token`.
+pub async fn revoke_customer_token(app: &App, call: &Call) -> Answer {
+    let user = principal(app, call, SELF_RESOURCE)
         .await?
         .require_customer()?;
-    match accounts::revoke_tokens(app, user.id, VIA).await {
-        Ok(()) | Err(AccountError::NotFound) => ok(&true),
-        Err(AccountError::Fault(f)) => Err(f.into()),
-        Err(other) => Err(MagentoError::new(
-            StatusCode::BAD_REQUEST,
-            &other.to_string(),
-        )),
+    match accounts::revoke_tokens(app.db(), user.id, VIA).await {
+        Ok(()) | Err(Error::NotFound) => ok(&true),
+        Err(other) => Err(other.into()),
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! Tokens are JWTs as Magento 2.4 issues them — header `{"kid":"1","alg":"HS256"}`, claims
 //! `uid`, `utypid` (2 admin, 3 customer), `iat`, `exp` — and integration access tokens are
-//! opaque 32-character strings. Revocation is per user and time: a token issued at or before
-//! the user's revocation second is refused.
+//! opaque 32-character strings. So that revocation holds even within the second it happened,
+//! without a claim Magento's clients would not expect, each token's MAC key is derived from
+//! the HMAC key and the user's current token generation
+//! ([`crate::identity::users::User::token_binding`]): revoking moves the generation, and every
+//! earlier token stops verifying while every later one verifies.
 
 mod errors;
 mod handlers;
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
@@ -17,9 +20,10 @@ use crate::crypto::jwt::JwtError;
 use crate::identity::accounts;
 use crate::identity::integrations::{self, Integration};
 use crate::identity::users::{Role, User, UserId};
-use crate::routes::{Params, Route};
-use crate::web::{self, Request, Response};
+use crate::routes::{Call, Route, Sends, handler};
+use crate::web::{self, Response};
 
+use super::Dialect;
 pub use errors::MagentoError;
 
 /// `utypid` of Magento's user context types (1, integration, is never in a JWT here:
@@ -27,29 +31,207 @@ pub use errors::MagentoError;
 const UTYPE_ADMIN: u8 = 2;
 const UTYPE_CUSTOMER: u8 = 3;
 
+/// What each kind of token is bound to, besides the user and its generation.
+const ACCESS_BINDING: &str = "magento-access";
+const TFA_BINDING: &str = "magento-tfa";
+
 /// ACL resources the admin routes require (integrations must have been granted them).
 const TFA_RESOURCE: &str = "Magento_TwoFactorAuth::tfa";
 const INTEGRATIONS_RESOURCE: &str = "Magento_Integration::integrations";
 const SELF_RESOURCE: &str = "self";
 
-pub async fn handle(app: &App, route: &'static Route, params: Params, req: Request) -> Response {
-    if let Some(code) = params.get("store_code")
-        && !app.config.magento.store_codes.contains(code)
-    {
-        return MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND).into_response();
-    }
-    match handlers::dispatch(app, route, &params, &req).await {
-        Ok(res) => res,
-        Err(err) => err.into_response(),
-    }
+macro_rules! magento_paths {
+    ($tail:literal) => {
+        &[
+            concat!("/rest/V1/", $tail),
+            concat!("/rest/{store_code}/V1/", $tail),
+        ]
+    };
+}
+
+macro_rules! route {
+    ($name:literal, $method:ident, $tail:literal, $sends:ident, $writes:literal, $summary:literal, $handler:path) => {
+        Route {
+            name: $name,
+            method: Method::$method,
+            paths: magento_paths!($tail),
+            dialect: Dialect::Magento,
+            sends: Sends::$sends,
+            writes: $writes,
+            summary: $summary,
+            handler: handler!($handler),
+        }
+    };
+}
+
+pub static ROUTES: &[Route] = &[
+    route!(
+        "magento-admin-token",
+        POST,
+        "integration/admin/token",
+        Email,
+        true,
+        "Admin sign-in by password; with 2FA on, names the providers to use instead.",
+        handlers::admin_token
+    ),
+    route!(
+        "magento-customer-token",
+        POST,
+        "integration/customer/token",
+        Nothing,
+        true,
+        "Customer sign-in by email (or username) and password.",
+        handlers::customer_token
+    ),
+    route!(
+        "magento-google-authenticate",
+        POST,
+        "tfa/provider/google/authenticate",
+        Nothing,
+        true,
+        "Admin sign-in with password and Google Authenticator code.",
+        handlers::google_authenticate
+    ),
+    route!(
+        "magento-google-configure",
+        POST,
+        "tfa/provider/google/configure",
+        Nothing,
+        true,
+        "First-time 2FA setup: the secret and its QR code, for an emailed tfaToken.",
+        handlers::google_configure
+    ),
+    route!(
+        "magento-google-activate",
+        POST,
+        "tfa/provider/google/activate",
+        Nothing,
+        true,
+        "First-time 2FA setup: confirm the authenticator with one code.",
+        handlers::google_activate
+    ),
+    route!(
+        "magento-tfat-user-providers",
+        GET,
+        "tfa/tfat-user-providers",
+        Nothing,
+        false,
+        "Providers of the user a tfaToken was issued for.",
+        handlers::tfat_user_providers
+    ),
+    route!(
+        "magento-tfat-providers-to-activate",
+        GET,
+        "tfa/tfat-providers-to-activate",
+        Nothing,
+        false,
+        "Providers still to configure for the user a tfaToken was issued for.",
+        handlers::tfat_providers_to_activate
+    ),
+    route!(
+        "magento-installed-providers",
+        GET,
+        "tfa/installed-providers",
+        Nothing,
+        false,
+        "Every 2FA provider this installation offers.",
+        handlers::installed_providers
+    ),
+    route!(
+        "magento-forced-providers",
+        GET,
+        "tfa/forced-providers",
+        Nothing,
+        false,
+        "The 2FA providers every admin must use.",
+        handlers::installed_providers
+    ),
+    route!(
+        "magento-user-providers",
+        GET,
+        "tfa/user-providers/{userId}",
+        Nothing,
+        false,
+        "The 2FA providers of one admin user.",
+        handlers::user_providers
+    ),
+    route!(
+        "magento-providers-to-activate",
+        GET,
+        "tfa/providers-to-activate/{userId}",
+        Nothing,
+        false,
+        "The 2FA providers one admin user has yet to configure.",
+        handlers::providers_to_activate
+    ),
+    route!(
+        "magento-provider-reset",
+        POST,
+        "tfa/provider/{providerCode}/reset/{userId}",
+        Nothing,
+        true,
+        "Reset one provider of a user (what `bin/magento security:tfa:reset` does).",
+        handlers::provider_reset
+    ),
+    route!(
+        "magento-customers-me",
+        GET,
+        "customers/me",
+        Nothing,
+        false,
+        "The signed-in customer.",
+        handlers::customers_me
+    ),
+    route!(
+        "magento-revoke-customer-token",
+        POST,
+        "integration/customer/revoke-customer-token",
+        Nothing,
+        true,
+        "Revoke every token of the signed-in customer.",
+        handlers::revoke_customer_token
+    ),
+    route!(
+        "magento-integration-create",
+        POST,
+        "integrations",
+        Nothing,
+        true,
+        "Create an integration and its Bearer access token (admin).",
+        handlers::integration_create
+    ),
+    route!(
+        "magento-integration-delete",
+        DELETE,
+        "integrations/{integrationId}",
+        Nothing,
+        true,
+        "Delete an integration, revoking its access token (admin).",
+        handlers::integration_delete
+    ),
+];
+
+/// Every route checks the store code of `/rest/<store_code>/V1/` first.
+pub fn admit(app: &App, call: &Call) -> Option<Response> {
+    use crate::routes::IntoResponse;
+    let code = call.params.get("store_code")?;
+    (!app.config.magento.store_codes.contains(code))
+        .then(|| MagentoError::new(StatusCode::NOT_FOUND, errors::STORE_NOT_FOUND).into_response())
 }
 
 pub fn not_found() -> Response {
+    use crate::routes::IntoResponse;
     MagentoError::no_route().into_response()
 }
 
 pub fn too_large() -> Response {
+    use crate::routes::IntoResponse;
     MagentoError::too_large().into_response()
+}
+
+pub fn bad_request(why: &str) -> Response {
+    use crate::routes::IntoResponse;
+    MagentoError::new(StatusCode::BAD_REQUEST, why).into_response()
 }
 
 /// Claims of an access token, in Magento's order.
@@ -62,8 +244,8 @@ struct AccessClaims {
     exp: i64,
 }
 
-/// Claims of the emailed 2FA configuration token. `deny_unknown_fields` on both claim types
-/// keeps one from passing as the other.
+/// Claims of the emailed 2FA configuration token. `deny_unknown_fields` on both claim types,
+/// and a binding of its own, keep one from passing as the other.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TfaClaims {
@@ -75,57 +257,65 @@ struct TfaClaims {
 
 /// Who a Bearer token speaks for.
 enum Principal {
-    Admin(User),
-    Customer(User),
+    Admin,
+    Customer(Box<User>),
     Integration(Integration),
 }
 
 impl Principal {
     /// Admin users hold every resource; integrations what they were granted.
-    fn require_admin(self, resource: &str) -> Result<Option<User>, MagentoError> {
+    fn require_admin(self, resource: &str) -> Result<Principal, MagentoError> {
         match self {
-            Principal::Admin(user) => Ok(Some(user)),
-            Principal::Integration(i) if i.allows(resource) => Ok(None),
+            Principal::Admin => Ok(self),
+            Principal::Integration(ref i) if i.allows(resource) => Ok(self),
             _ => Err(MagentoError::not_authorized(resource)),
         }
     }
 
     fn require_customer(self) -> Result<User, MagentoError> {
         match self {
-            Principal::Customer(user) => Ok(user),
+            Principal::Customer(user) => Ok(*user),
             _ => Err(MagentoError::not_authorized(SELF_RESOURCE)),
         }
     }
 }
 
 /// Resolves the request's Bearer token; `resource` names what was asked for in the refusal.
-async fn principal(app: &App, req: &Request, resource: &str) -> Result<Principal, MagentoError> {
-    let token = web::bearer(req.headers()).ok_or_else(|| MagentoError::not_authorized(resource))?;
+async fn principal(app: &App, call: &Call, resource: &str) -> Result<Principal, MagentoError> {
+    let refused = || MagentoError::not_authorized(resource);
+    let token = web::bearer(call.req.headers()).ok_or_else(refused)?;
     if !token.contains('.') {
-        return match integrations::authenticate(app, token).await? {
+        return match integrations::authenticate(app.db(), app.keys.pepper(), token).await? {
             Some(integration) => Ok(Principal::Integration(integration)),
-            None => Err(MagentoError::not_authorized(resource)),
+            None => Err(refused()),
         };
     }
-    let now = app.clock.now();
-    let claims: AccessClaims = match app.keys.verify_hs256(token, now, 0) {
-        Ok(c) => c,
+    let unverified = match app
+        .keys
+        .peek_hs256::<AccessClaims>(token, app.clock.now(), 0)
+    {
+        Ok(u) => u,
         Err(JwtError::Expired) => {
             return Err(MagentoError::new(
                 StatusCode::UNAUTHORIZED,
                 errors::TOKEN_EXPIRED,
             ));
         }
-        Err(JwtError::Invalid) => return Err(MagentoError::not_authorized(resource)),
+        Err(JwtError::Invalid) => return Err(refused()),
     };
-    let user = accounts::get(app, claims.uid)
-        .await?
-        .filter(|u| u.active && !u.revoked(claims.iat))
-        .ok_or_else(|| MagentoError::not_authorized(resource))?;
+    let Some(user) = accounts::get(app.db(), unverified.claims().uid).await? else {
+        return Err(refused());
+    };
+    let claims = unverified
+        .verify(&app.keys, &user.token_binding(ACCESS_BINDING))
+        .map_err(|_| refused())?;
+    if !user.active {
+        return Err(refused());
+    }
     match (claims.utypid, user.role) {
-        (UTYPE_ADMIN, Role::Admin) => Ok(Principal::Admin(user)),
-        (UTYPE_CUSTOMER, Role::Customer) => Ok(Principal::Customer(user)),
-        _ => Err(MagentoError::not_authorized(resource)),
+        (UTYPE_ADMIN, Role::Admin) => Ok(Principal::Admin),
+        (UTYPE_CUSTOMER, Role::Customer) => Ok(Principal::Customer(Box::new(user))),
+        _ => Err(refused()),
     }
 }
 
@@ -142,9 +332,9 @@ fn issue_access_token(app: &App, user: &User) -> Result<String, MagentoError> {
         iat,
         exp: iat + lifetime,
     };
-    app.keys
-        .sign_hs256(&claims)
-        .map_err(|e| MagentoError::fault(&e.into()))
+    Ok(app
+        .keys
+        .sign_hs256_bound(&claims, &user.token_binding(ACCESS_BINDING))?)
 }
 
 fn issue_tfa_token(app: &App, user: &User) -> Result<String, MagentoError> {
@@ -155,23 +345,27 @@ fn issue_tfa_token(app: &App, user: &User) -> Result<String, MagentoError> {
         iat,
         exp: iat + app.config.magento.tfa_token_secs,
     };
-    app.keys
-        .sign_hs256(&claims)
-        .map_err(|e| MagentoError::fault(&e.into()))
+    Ok(app
+        .keys
+        .sign_hs256_bound(&claims, &user.token_binding(TFA_BINDING))?)
 }
 
-/// The admin a configuration token was issued for.
+/// The admin a configuration token was issued for (refused once any credential of theirs
+/// changed since: the generation moved).
 async fn tfa_token_user(app: &App, token: &str) -> Result<User, MagentoError> {
     let invalid = || MagentoError::new(StatusCode::UNAUTHORIZED, errors::INVALID_TFA_TOKEN);
-    let claims: TfaClaims = app
+    let unverified = app
         .keys
-        .verify_hs256(token, app.clock.now(), 0)
+        .peek_hs256::<TfaClaims>(token, app.clock.now(), 0)
         .map_err(|_| invalid())?;
-    if !claims.tfat {
+    let user = accounts::get(app.db(), unverified.claims().uid)
+        .await?
+        .ok_or_else(invalid)?;
+    let claims = unverified
+        .verify(&app.keys, &user.token_binding(TFA_BINDING))
+        .map_err(|_| invalid())?;
+    if !claims.tfat || user.role != Role::Admin || !user.active {
         return Err(invalid());
     }
-    accounts::get(app, claims.uid)
-        .await?
-        .filter(|u| u.role == Role::Admin && u.active && !u.revoked(claims.iat))
-        .ok_or_else(invalid)
+    Ok(user)
 }

@@ -1,0 +1,444 @@
+//! One-time codes by email and SMS, written once for every dialect.
+//!
+//! - **Issue** ([`Codes::send`]): digits from the CSPRNG, stored only as a keyed hash under a
+//!   random per-code id, expiring after the purpose's lifetime (never over 30 minutes). One live
+//!   code per (subject, purpose, channel): a new one replaces the old, and the slot keeps its
+//!   wrong tries (see [`crate::records::code`]). Sending is throttled per account, per
+//!   destination, per client address and globally per channel (the SMS-pumping guard) — five
+//!   atomic counters and the code, in one transaction, so a refused send counts nothing. A
+//!   message that cannot be delivered is withdrawn and its counts given back.
+//! - **Check** ([`Codes::verify`]): each try is reserved before it is checked, against the
+//!   account's budget for the factor and against the code's own tries, so no number of parallel
+//!   guesses gets more checks than the limits allow. A right code is used once
+//!   ([`Use::Once`]), or stays valid until it expires ([`Use::UntilExpiry`], a grace period in
+//!   which it may be presented again).
+//! - **Same answer for unknown accounts** ([`Recipient::Nobody`]): the same counters and a decoy
+//!   slot are written, nothing is sent, and the caller gets the same answer.
+
+use crate::audit::{Audit, Event, Outcome};
+use crate::crypto::codes as crypto_codes;
+use crate::ports::{Email, Mailer, Rng, Sms, SmsSender};
+use crate::records::code::{self as record, Slot};
+use crate::records::{profile, rate};
+use crate::store::{Cond, StoreError, TxOp};
+
+use super::limits::{self, Reservation, Window};
+use super::users::{Budget, Factor, UserId, normalize_login};
+use super::{Db, Error, Origin};
+
+/// Longest life of any code (the product's rule).
+pub const MAX_TTL_SECS: i64 = 30 * 60;
+/// Most tries of any code (the product's rule).
+pub const MAX_TRIES: u32 = 5;
+
+/// How a code travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    /// The second factor a code on this channel proves.
+    pub fn factor(self) -> Factor {
+        match self {
+            Channel::Email => Factor::Email,
+            Channel::Sms => Factor::Sms,
+        }
+    }
+}
+
+/// How often a right code works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Once: the first right try consumes it.
+    Once,
+    /// Until it expires: verified by its first right try, then accepted again (a grace period).
+    UntilExpiry,
+}
+
+/// Limits on sending codes of one purpose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SendLimits {
+    pub per_account: Window,
+    pub per_destination: Window,
+    pub per_ip: Window,
+    /// Every send of the channel, deployment-wide.
+    pub global: Window,
+}
+
+/// The rules of one purpose's codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Policy {
+    pub digits: u32,
+    pub ttl_secs: i64,
+    pub max_tries: u32,
+    pub use_: Use,
+    pub sends: SendLimits,
+    /// The account's failure budget for the code's factor (shared by every purpose).
+    pub factor_budget: Budget,
+}
+
+impl Policy {
+    /// The policy, held to the product's rules (at most 30 minutes, at most 5 tries, 4 to 10
+    /// digits).
+    pub fn capped(mut self) -> Self {
+        self.ttl_secs = self.ttl_secs.clamp(1, MAX_TTL_SECS);
+        self.max_tries = self.max_tries.clamp(1, MAX_TRIES);
+        self.digits = self.digits.clamp(4, 10);
+        self
+    }
+}
+
+/// Who a code is for.
+#[derive(Clone, Copy, Debug)]
+pub enum Recipient<'a> {
+    User(UserId),
+    /// No account has this identifier (an email address or phone number): counted and answered
+    /// as for an account, never sent.
+    Nobody(&'a str),
+}
+
+/// What the code is sent as: the dialect words it, the core delivers it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Message {
+    Email {
+        subject: String,
+        text: String,
+        html: Option<String>,
+    },
+    Sms {
+        body: String,
+    },
+}
+
+/// A code sent (or, for nobody, as good as).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub expires_at: i64,
+}
+
+/// A right code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The code was verified by this try (rather than presented again within its grace period).
+    pub first_time: bool,
+}
+
+/// What codes use: the store and clock, randomness, the pepper their hashes are keyed with, and
+/// the two delivery ports.
+#[derive(Clone, Copy)]
+pub struct Codes<'a> {
+    pub db: Db<'a>,
+    pub rng: &'a dyn Rng,
+    pub pepper: &'a [u8],
+    pub mailer: &'a dyn Mailer,
+    pub sms: &'a dyn SmsSender,
+}
+
+fn subject_of(to: Recipient<'_>) -> String {
+    match to {
+        Recipient::User(id) => id.to_string(),
+        Recipient::Nobody(identifier) => format!(
+            "unknown-{}",
+            rate::hashed_subject(&normalize_login(identifier))
+        ),
+    }
+}
+
+fn hash_context(purpose: &str, channel: Channel, subject: &str) -> String {
+    format!("otp:{purpose}:{}:{subject}", channel.as_str())
+}
+
+/// The four send counters of one send, in transaction order.
+fn send_counters(
+    channel: Channel,
+    subject: &str,
+    destination: &str,
+    origin: Origin,
+    limits: &SendLimits,
+) -> [(String, String, Window); 4] {
+    let ch = channel.as_str();
+    [
+        (
+            format!("code-account-{ch}"),
+            subject.to_owned(),
+            limits.per_account,
+        ),
+        (
+            format!("code-destination-{ch}"),
+            rate::hashed_subject(&normalize_login(destination)),
+            limits.per_destination,
+        ),
+        (
+            format!("code-ip-{ch}"),
+            rate::ip_subject(origin.ip),
+            limits.per_ip,
+        ),
+        (format!("code-global-{ch}"), "all".to_owned(), limits.global),
+    ]
+}
+
+impl Codes<'_> {
+    /// Issues a code of `purpose` for `to`, and sends it over `channel` to `destination`, worded
+    /// by `render` (given the code and its lifetime in minutes).
+    #[allow(clippy::too_many_arguments)] // each names a different thing the send depends on
+    pub async fn send(
+        &self,
+        to: Recipient<'_>,
+        purpose: &'static str,
+        channel: Channel,
+        destination: &str,
+        origin: Origin,
+        policy: &Policy,
+        render: &(dyn Fn(&str, i64) -> Message + Sync),
+    ) -> Result<Sent, Error> {
+        let policy = policy.capped();
+        let now = self.db.now();
+        let subject = subject_of(to);
+        let code = crypto_codes::numeric_code(self.rng, policy.digits)?;
+        let id = crypto_codes::url_token(self.rng, 12)?;
+        let hash = crypto_codes::keyed_hash(
+            self.pepper,
+            &hash_context(purpose, channel, &subject),
+            &format!("{}:{}", id.expose(), code.expose()),
+        );
+        let expires_at = now + policy.ttl_secs;
+        let slot = record::key(&subject, purpose, channel.as_str());
+        let counters = send_counters(channel, &subject, destination, origin, &policy.sends);
+        let mut ops: Vec<TxOp> = counters
+            .iter()
+            .map(|(scope, who, w)| rate::hit(scope, who, w.limit, w.secs, now).into_op())
+            .collect();
+        ops.push(
+            record::issue(
+                slot.clone(),
+                id.expose(),
+                &hash,
+                policy.max_tries,
+                now,
+                expires_at,
+            )
+            .into_op(),
+        );
+        let refused = |reason| {
+            Audit::new(Event::CodeSent, Outcome::Failure, origin.via)
+                .ip(origin.ip)
+                .reason(reason)
+                .emit()
+        };
+        match self.db.store.transact(ops, now).await {
+            Ok(()) => {}
+            Err(StoreError::TxConditionFailed { index }) => {
+                if let Some((_, _, window)) = counters.get(index) {
+                    refused("throttled");
+                    return Err(Error::RateLimited {
+                        until: rate::window_end(window.secs, now),
+                    });
+                }
+                refused("code_blocked");
+                let until = match self.db.get(&slot).await? {
+                    Some(item) => item.expires_at.unwrap_or(expires_at),
+                    None => now + 1,
+                };
+                return Err(Error::Locked { until });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let uid = match to {
+            Recipient::User(uid) => uid,
+            Recipient::Nobody(_) => return Ok(Sent { expires_at }),
+        };
+        let minutes = (policy.ttl_secs + 59) / 60;
+        let delivered = match render(code.expose(), minutes) {
+            Message::Email {
+                subject,
+                text,
+                html,
+            } => {
+                let email = Email {
+                    to: destination.to_owned(),
+                    subject,
+                    text,
+                    html,
+                };
+                self.mailer.send_email(&email).await
+            }
+            Message::Sms { body } => {
+                let sms = Sms {
+                    to: destination.to_owned(),
+                    body,
+                };
+                self.sms.send_sms(&sms).await
+            }
+        };
+        if let Err(e) = delivered {
+            tracing::warn!(error = %e, user_id = uid, "code not delivered; withdrawn");
+            self.withdraw(&slot, id.expose(), &counters, now).await;
+            refused("not_delivered");
+            return Err(e.into());
+        }
+        Audit::new(Event::CodeSent, Outcome::Success, origin.via)
+            .user(uid)
+            .ip(origin.ip)
+            .reason(channel.as_str())
+            .emit();
+        Ok(Sent { expires_at })
+    }
+
+    /// Takes back a code that was not delivered, and the counts its send made (best effort: a
+    /// failure here leaves the send counted, which only errs on the safe side).
+    async fn withdraw(
+        &self,
+        slot: &crate::store::Key,
+        id: &str,
+        counters: &[(String, String, Window); 4],
+        now: i64,
+    ) {
+        let (key, cond) = record::withdraw(slot.clone(), id);
+        let mut ops = vec![TxOp::Delete { key, cond }];
+        for (scope, who, w) in counters {
+            ops.push(rate::refund(scope, who, w.secs, now).into_op());
+        }
+        if let Err(e) = self.db.store.transact(ops, now).await {
+            tracing::warn!(error = %e, "withdrawing an undelivered code failed");
+        }
+    }
+
+    /// Checks `code` against the live code of `purpose` on `channel` for user `uid`.
+    pub async fn verify(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        channel: Channel,
+        code: &str,
+        policy: &Policy,
+        origin: Origin,
+    ) -> Result<Verified, Error> {
+        let policy = policy.capped();
+        let factor = channel.factor();
+        let fail = |reason| {
+            Audit::new(Event::SecondFactor, Outcome::Failure, origin.via)
+                .user(uid)
+                .ip(origin.ip)
+                .reason(reason)
+                .emit()
+        };
+        // The account's budget for the factor first: it bounds guesses across codes and purposes.
+        match limits::reserve(
+            self.db,
+            &profile::key(uid),
+            factor,
+            &policy.factor_budget,
+            profile::Guard::Exists,
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => {
+                if user.budgets.of(factor).count >= policy.factor_budget.max_failures {
+                    Audit::new(Event::Lockout, Outcome::Failure, origin.via)
+                        .user(uid)
+                        .reason(factor.as_str())
+                        .emit();
+                }
+            }
+            Reservation::Locked { until } => {
+                fail("locked");
+                return Err(Error::Locked { until });
+            }
+            Reservation::NoUser | Reservation::Refused(_) => return Err(Error::InvalidCode),
+        }
+        // Then the code's own tries.
+        let subject = uid.to_string();
+        let key = record::key(&subject, purpose, channel.as_str());
+        let slot = match self
+            .db
+            .apply(record::reserve_try(key.clone(), policy.max_tries))
+            .await
+        {
+            Ok(item) => Slot::try_from(&item)?,
+            Err(StoreError::ConditionFailed { .. }) => {
+                fail("no_live_code");
+                return Err(Error::InvalidCode);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let right = crypto_codes::verify_keyed_hash(
+            self.pepper,
+            &hash_context(purpose, channel, &subject),
+            &format!("{}:{code}", slot.id),
+            &slot.hash,
+        );
+        if !right {
+            fail("bad_code");
+            return Err(Error::InvalidCode);
+        }
+        let clear_factor = profile::Changes::new()
+            .clear_budgets(&[factor])
+            .write_quietly(uid)
+            .into_op();
+        let first_time = !slot.verified;
+        let settle = match (policy.use_, slot.verified) {
+            (Use::Once, _) => {
+                let (key, cond) = record::consume(key, &slot.id);
+                TxOp::Delete { key, cond }
+            }
+            (Use::UntilExpiry, false) => record::confirm(key, &slot.id).into_op(),
+            (Use::UntilExpiry, true) => record::refund_try(key, &slot.id).into_op(),
+        };
+        match self
+            .db
+            .store
+            .transact(vec![settle, clear_factor], self.db.now())
+            .await
+        {
+            Ok(()) => {}
+            // Another request used the code first, or a new code replaced it meanwhile.
+            Err(StoreError::TxConditionFailed { .. }) => {
+                fail("used_code");
+                return Err(Error::InvalidCode);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Audit::new(Event::SecondFactor, Outcome::Success, origin.via)
+            .user(uid)
+            .ip(origin.ip)
+            .reason(channel.as_str())
+            .emit();
+        Ok(Verified { first_time })
+    }
+
+    /// Invalidates the live code of `purpose` on `channel` (e.g. once the factor it confirmed is
+    /// switched off). No code: nothing to do.
+    pub async fn invalidate(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        channel: Channel,
+    ) -> Result<(), Error> {
+        let key = record::key(&uid.to_string(), purpose, channel.as_str());
+        self.db
+            .store
+            .delete(&key, Cond::Always, self.db.now())
+            .await?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Messages carry codes: show only what kind they are.
+        f.write_str(match self {
+            Message::Email { .. } => "Message::Email",
+            Message::Sms { .. } => "Message::Sms",
+        })
+    }
+}
