@@ -111,7 +111,7 @@ impl TestApp {
         })
         .expect("test settings parse");
         let rng = Arc::new(SeededRng::new(42));
-        let key_file = KeySetFile::generate(rng.as_ref()).expect("keys");
+        let key_file = KeySetFile::test_fixture();
         let keys = KeySet::from_file(&key_file).expect("key set");
         let clock = Arc::new(ManualClock::at(T0));
         let outbox = Arc::new(RecordingOutbox::default());

@@ -2,16 +2,17 @@
 
 use clap::{Subcommand, ValueEnum};
 use latchkey_core::App;
-use latchkey_core::crypto::SecretString;
-use latchkey_core::crypto::keys::KeySetFile;
+use latchkey_core::crypto::keys::{KeySetFile, Rotation, SigningAlg};
 use latchkey_core::crypto::qr;
 use latchkey_core::crypto::totp::TotpSecret;
+use latchkey_core::crypto::{CryptoError, SecretString};
 use latchkey_core::identity::accounts::{self, NewUser, TotpSetup};
 use latchkey_core::identity::integrations::{self, Grantor};
 use latchkey_core::identity::users::{Factor, Role, Totp, User};
 use latchkey_core::identity::{Error, Taken};
 use latchkey_core::ports::SystemRng;
 
+use crate::keys;
 use crate::setup::{self, StoreArgs};
 
 const VIA: &str = "cli";
@@ -125,6 +126,48 @@ pub enum KeysCommand {
         #[arg(long)]
         production: bool,
     },
+    /// Make new active keys in the key set the server loads and retire the old ones.
+    ///
+    /// Tokens signed by a retired key keep verifying, and a retired signing key stays in the
+    /// JWKS, until its publish_until: now + --keep-minutes. Keys past their publish_until are
+    /// dropped. Sealing keys are never dropped (secrets sealed under them must still open); the
+    /// pepper never rotates (stored codes and tokens are looked up by hashes under it).
+    ///
+    /// Without --signing, --all, --hmac or --sealing: every key that signs tokens (each signing
+    /// algorithm and the HMAC key).
+    ///
+    /// The key set rotated is --ssm-parameter NAME, else LATCHKEY_KEYS_FILE, else
+    /// LATCHKEY_KEYS_SSM_PARAMETER, else <data-dir>/keys.json. Servers and functions read keys
+    /// when they start: until they restart they sign with the old keys, so let --keep-minutes
+    /// cover that time as well. Prints key ids, never key material.
+    Rotate {
+        /// Signing algorithms to rotate, comma-separated: RS256,ES256,EdDSA.
+        #[arg(long, value_delimiter = ',', value_parser = parse_alg, conflicts_with = "all")]
+        signing: Vec<SigningAlg>,
+        /// Rotate the signing key of every algorithm.
+        #[arg(long)]
+        all: bool,
+        /// Rotate the HMAC key (Magento's HS256 tokens).
+        #[arg(long)]
+        hmac: bool,
+        /// Rotate the sealing key (new secrets are sealed under the new one).
+        #[arg(long)]
+        sealing: bool,
+        /// Minutes a retired key stays published and accepted: at least the longest lifetime
+        /// of a token it may have signed. Default: the longest token lifetime the settings
+        /// give (LATCHKEY_MAGENTO_*_TOKEN_MINUTES), or 24 hours if they do not parse. 0 drops
+        /// the old keys at once (for a leaked key: their tokens stop working).
+        #[arg(long, value_name = "N")]
+        keep_minutes: Option<u32>,
+        /// Rotate the key set in this SSM SecureString parameter (written back under its KMS
+        /// key, with the AWS settings of the environment).
+        #[arg(long, value_name = "NAME")]
+        ssm_parameter: Option<String>,
+    },
+}
+
+fn parse_alg(s: &str) -> Result<SigningAlg, String> {
+    s.trim().parse().map_err(|e: CryptoError| e.to_string())
 }
 
 /// A refusal of the core, in the operator's words.
@@ -366,7 +409,7 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
     Ok(())
 }
 
-pub fn keys(cmd: KeysCommand) -> Result<(), String> {
+pub async fn keys(store: &StoreArgs, cmd: KeysCommand) -> Result<(), String> {
     match cmd {
         KeysCommand::Generate { production } => {
             let mut file = KeySetFile::generate(&SystemRng).map_err(|e| e.to_string())?;
@@ -374,6 +417,34 @@ pub fn keys(cmd: KeysCommand) -> Result<(), String> {
                 file.set_development(false);
             }
             println!("{}", file.to_json_pretty());
+        }
+        KeysCommand::Rotate {
+            signing,
+            all,
+            hmac,
+            sealing,
+            keep_minutes,
+            ssm_parameter,
+        } => {
+            let rotation = if signing.is_empty() && !all && !hmac && !sealing {
+                Rotation::token_keys()
+            } else {
+                Rotation {
+                    signing: if all {
+                        SigningAlg::ALL.to_vec()
+                    } else {
+                        signing
+                    },
+                    hmac,
+                    sealing,
+                }
+            };
+            let keep_secs = match keep_minutes {
+                Some(minutes) => i64::from(minutes) * 60,
+                None => keys::default_keep_secs(),
+            };
+            let location = keys::locate(&store.data_dir, ssm_parameter)?;
+            print!("{}", keys::rotate(&location, &rotation, keep_secs).await?);
         }
     }
     Ok(())

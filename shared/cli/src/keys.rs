@@ -1,11 +1,12 @@
 //! Where the key set comes from: `LATCHKEY_KEYS` (JSON), `LATCHKEY_KEYS_FILE`, or — in
-//! development only — `<data-dir>/keys.json`, generated on first run.
+//! development only — `<data-dir>/keys.json`, generated on first run. And `keys rotate`,
+//! which rewrites the key set where it lives: a file, or an SSM SecureString parameter.
 
 use std::path::{Path, PathBuf};
 
-use latchkey_core::config::Environment;
-use latchkey_core::crypto::keys::KeySetFile;
-use latchkey_core::ports::SystemRng;
+use latchkey_core::config::{Config, Environment};
+use latchkey_core::crypto::keys::{KeySet, KeySetFile, Rotation, SigningAlg};
+use latchkey_core::ports::{Clock, SystemClock, SystemRng};
 
 /// Where the keys were found, for the start-up log line.
 #[derive(Debug)]
@@ -74,7 +75,7 @@ fn read(path: &Path) -> Result<KeySetFile, String> {
     parse(&json, &path.display().to_string())
 }
 
-/// Writes a file only its owner can read.
+/// Writes a new file only its owner can read, and flushes it to disk.
 pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -88,5 +89,329 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .open(path)
         .map_err(|e| format!("creating {}: {e}", path.display()))?;
     f.write_all(contents.as_bytes())
+        .and_then(|()| f.sync_all())
         .map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Replaces `path` (an existing file, or the file a symlink points to) with `contents`, mode
+/// 0600: written to a temporary file beside it, then renamed over it, so that a reader sees the
+/// old key set or the new one, never half of one.
+pub fn replace_private(path: &Path, contents: &str) -> Result<(), String> {
+    let path =
+        std::fs::canonicalize(path).map_err(|e| format!("finding {}: {e}", path.display()))?;
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(format!("{} is not a file", path.display()));
+    };
+    let temp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    write_private(&temp, contents)?;
+    if let Err(e) = std::fs::rename(&temp, &path) {
+        let _ = std::fs::remove_file(&temp);
+        return Err(format!("replacing {}: {e}", path.display()));
+    }
+    // Make the rename itself durable; not every platform can open a directory for that.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Where `keys rotate` finds the key set, and writes it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    Ssm(String),
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::File(p) => write!(f, "{}", p.display()),
+            Location::Ssm(name) => write!(f, "SSM parameter {name}"),
+        }
+    }
+}
+
+/// The key set the server and the functions would load: `--ssm-parameter`, else
+/// `LATCHKEY_KEYS_FILE`, else `LATCHKEY_KEYS_SSM_PARAMETER`, else `<data-dir>/keys.json`.
+/// Keys given inline in `LATCHKEY_KEYS` have nowhere to be written back to.
+pub fn locate(data_dir: &Path, ssm_parameter: Option<String>) -> Result<Location, String> {
+    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(name) = ssm_parameter {
+        return Ok(Location::Ssm(name));
+    }
+    if lookup("LATCHKEY_KEYS").is_some() {
+        return Err(
+            "the key set comes from LATCHKEY_KEYS, which cannot be rewritten in place: rotate the file \
+             or SSM parameter it came from (LATCHKEY_KEYS_FILE or --ssm-parameter) and set it again"
+                .into(),
+        );
+    }
+    if let Some(path) = lookup("LATCHKEY_KEYS_FILE") {
+        return Ok(Location::File(PathBuf::from(path)));
+    }
+    if let Some(name) = lookup("LATCHKEY_KEYS_SSM_PARAMETER") {
+        return Ok(Location::Ssm(name));
+    }
+    let path = data_dir.join("keys.json");
+    if !path.exists() {
+        return Err(format!(
+            "no key set at {}: `latchkey serve` creates one on its first start (or point \
+             LATCHKEY_KEYS_FILE or --ssm-parameter at yours)",
+            path.display()
+        ));
+    }
+    Ok(Location::File(path))
+}
+
+/// How long a retired key stays when `--keep-minutes` is not given: the longest lifetime of a
+/// token the settings allow, or a day if the settings do not parse.
+pub fn default_keep_secs() -> i64 {
+    match Config::from_env() {
+        Ok(config) => longest_token_secs(&config),
+        Err(e) => {
+            eprintln!(
+                "warning: settings do not parse ({e}); retired keys stay for 24 hours (see --keep-minutes)"
+            );
+            24 * 3600
+        }
+    }
+}
+
+/// The longest lifetime of a token signed by a key of the key set. (Every setting of a token
+/// lifetime belongs here.)
+fn longest_token_secs(config: &Config) -> i64 {
+    [
+        config.magento.admin_token_secs,
+        config.magento.customer_token_secs,
+        config.magento.tfa_token_secs,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(24 * 3600)
+}
+
+/// Rotates the key set at `location` and writes it back; returns what to tell the operator
+/// (key ids and times, never key material).
+pub async fn rotate(
+    location: &Location,
+    rotation: &Rotation,
+    keep_secs: i64,
+) -> Result<String, String> {
+    let now = SystemClock.now();
+    let rotate = |json: &str| -> Result<(KeySetFile, KeySetFile), String> {
+        let before = parse(json, &location.to_string())?;
+        let mut after = before.clone();
+        after
+            .rotate(&SystemRng, now, rotation, keep_secs)
+            .map_err(|e| format!("rotating: {e}"))?;
+        // Never write back a key set the server would refuse.
+        KeySet::from_file(&after).map_err(|e| format!("the rotated key set: {e}"))?;
+        Ok((before, after))
+    };
+    let (before, after, note) = match location {
+        Location::File(path) => {
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let (before, after) = rotate(&json)?;
+            replace_private(path, &after.to_json_pretty())?;
+            (before, after, String::new())
+        }
+        Location::Ssm(name) => {
+            let client = latchkey_aws::clients::AwsClients::from_env().await.ssm;
+            let current = ssm::read(&client, name).await?;
+            let (before, after) = rotate(&current.json)?;
+            let version = ssm::write(&client, name, &after.to_json_pretty(), &current).await?;
+            (before, after, version)
+        }
+    };
+    Ok(format!(
+        "{}{note}",
+        report(location, &before, &after, now, keep_secs)
+    ))
+}
+
+/// What changed, by key id.
+fn report(
+    location: &Location,
+    before: &KeySetFile,
+    after: &KeySetFile,
+    now: i64,
+    keep_secs: i64,
+) -> String {
+    use std::fmt::Write;
+    let mut out = format!("rotated the key set in {location}\nactive keys:\n");
+    let mark = |was_active: bool| if was_active { "" } else { "  (new)" };
+    for alg in SigningAlg::ALL {
+        if let Some(kid) = after.active_signing_kid(alg) {
+            let old = before.active_signing_kid(alg) == Some(kid);
+            let _ = writeln!(out, "  signing {:<6} {kid}{}", alg.as_str(), mark(old));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  hmac           {}{}",
+        after.hmac.active,
+        mark(before.hmac.active == after.hmac.active)
+    );
+    let _ = writeln!(
+        out,
+        "  sealing        {}{}",
+        after.sealing.active,
+        mark(before.sealing.active == after.sealing.active)
+    );
+    let until = now.saturating_add(keep_secs.max(0));
+    let retired: Vec<String> = after
+        .signing
+        .keys
+        .iter()
+        .filter(|k| k.publish_until == Some(until) && before.signing.active.contains(&k.kid))
+        .map(|k| format!("signing {} {}", k.alg.as_str(), k.kid))
+        .chain(
+            after
+                .hmac
+                .keys
+                .iter()
+                .filter(|k| k.publish_until == Some(until) && k.kid == before.hmac.active)
+                .map(|k| format!("hmac {}", k.kid)),
+        )
+        .collect();
+    if !retired.is_empty() {
+        let _ = writeln!(
+            out,
+            "retired, still published and verifying tokens until {} ({} min from now):",
+            rfc3339(until),
+            keep_secs.max(0) / 60
+        );
+        for r in retired {
+            let _ = writeln!(out, "  {r}");
+        }
+    }
+    let dropped: Vec<String> = before
+        .signing
+        .keys
+        .iter()
+        .filter(|k| !after.signing.keys.iter().any(|a| a.kid == k.kid))
+        .map(|k| format!("signing {} {}", k.alg.as_str(), k.kid))
+        .chain(
+            before
+                .hmac
+                .keys
+                .iter()
+                .filter(|k| !after.hmac.keys.iter().any(|a| a.kid == k.kid))
+                .map(|k| format!("hmac {}", k.kid)),
+        )
+        .collect();
+    if !dropped.is_empty() {
+        let _ = writeln!(out, "dropped (past their publish_until):");
+        for d in dropped {
+            let _ = writeln!(out, "  {d}");
+        }
+    }
+    out.push_str(
+        "servers and functions read keys when they start: restart `latchkey serve`, or redeploy \
+         the functions, to sign with the new keys\n",
+    );
+    out
+}
+
+fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// The key set as an SSM SecureString: read decrypted, written back under the same KMS key.
+mod ssm {
+    use aws_sdk_ssm::error::DisplayErrorContext;
+    use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType};
+
+    pub struct Current {
+        pub json: String,
+        version: i64,
+        /// The KMS key of the parameter: written back under the same one (without it, SSM
+        /// would switch to the account's default key).
+        key_id: Option<String>,
+    }
+
+    pub async fn read(client: &aws_sdk_ssm::Client, name: &str) -> Result<Current, String> {
+        let out = client
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| format!("reading SSM parameter {name}: {}", DisplayErrorContext(&e)))?;
+        let parameter = out
+            .parameter()
+            .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
+        let json = parameter
+            .value()
+            .ok_or_else(|| format!("SSM parameter {name} has no value"))?
+            .to_owned();
+        let filter = ParameterStringFilter::builder()
+            .key("Name")
+            .option("Equals")
+            .values(name)
+            .build()
+            .map_err(|e| format!("describing SSM parameter {name}: {e}"))?;
+        let described = client
+            .describe_parameters()
+            .parameter_filters(filter)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "describing SSM parameter {name} (to keep its KMS key): {}",
+                    DisplayErrorContext(&e)
+                )
+            })?;
+        let key_id = described
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(name))
+            .and_then(|p| p.key_id())
+            .map(str::to_owned);
+        Ok(Current {
+            json,
+            version: parameter.version(),
+            key_id,
+        })
+    }
+
+    /// Writes the rotated key set; returns a note for the operator.
+    pub async fn write(
+        client: &aws_sdk_ssm::Client,
+        name: &str,
+        json: &str,
+        current: &Current,
+    ) -> Result<String, String> {
+        let out = client
+            .put_parameter()
+            .name(name)
+            .value(json)
+            .r#type(ParameterType::SecureString)
+            .set_key_id(current.key_id.clone())
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| format!("writing SSM parameter {name}: {}", DisplayErrorContext(&e)))?;
+        let version = out.version();
+        Ok(if version == current.version.saturating_add(1) {
+            format!("SSM parameter {name} is now at version {version}\n")
+        } else {
+            format!(
+                "warning: SSM parameter {name} went from version {} to {version}: something else \
+                 wrote it meanwhile, and that write is lost; check the key set\n",
+                current.version
+            )
+        })
+    }
 }

@@ -8,6 +8,8 @@
 //!               | enable-2fa | disable-2fa | enable | disable | revoke-tokens
 //! latchkey integration add --name N [--resource R]... | list | delete ID
 //! latchkey keys generate [--production]
+//! latchkey keys rotate [--signing RS256,ES256,EdDSA | --all] [--hmac] [--sealing] [--keep-minutes N]
+//!                      [--ssm-parameter NAME]
 //! ```
 
 mod admin;
@@ -88,7 +90,7 @@ fn main() -> ExitCode {
             Command::Serve { addr } => serve::run(setup::local(&cli.store).await?, addr).await,
             Command::User(cmd) => admin::user(&cli.store, cmd).await,
             Command::Integration(cmd) => admin::integration(&cli.store, cmd).await,
-            Command::Keys(cmd) => admin::keys(cmd),
+            Command::Keys(cmd) => admin::keys(&cli.store, cmd).await,
         }
     });
     match result {

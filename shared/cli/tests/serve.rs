@@ -1,6 +1,7 @@
 //! The real `latchkey` binary, driven as the README tells a new user to: `latchkey serve` on an
 //! empty data dir, the admin CLI beside it, the Magento admin 2FA flow with codes from
-//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys.
+//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys;
+//! `keys rotate` on a data dir and on an SSM parameter (moto_server).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -405,4 +406,217 @@ fn bad_settings_are_named() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("LATCHKEY_TOTP_WINDOW"));
+}
+
+/// `latchkey keys …` on `dir`, with no key settings but `env`; (success, stdout, stderr).
+fn keys_cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("keys")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("LATCHKEY_KEYS")
+        .env_remove("LATCHKEY_KEYS_FILE")
+        .env_remove("LATCHKEY_KEYS_SSM_PARAMETER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn jwks_kids(keys: &latchkey_core::crypto::keys::KeySet, at: i64) -> Vec<String> {
+    keys.jwks(at)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn keys_rotate_keeps_retired_keys_published_until_publish_until() {
+    use latchkey_core::crypto::keys::{KeySet, KeySetFile, SigningAlg};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let (ok, _, err) = keys_cli(dir.path(), &["rotate"], &[]);
+    assert!(
+        !ok && err.contains("latchkey serve"),
+        "no key set yet: {err}"
+    );
+
+    let before = KeySetFile::test_fixture();
+    std::fs::write(&path, before.to_json_pretty()).unwrap();
+    let old_es = before
+        .active_signing_kid(SigningAlg::ES256)
+        .unwrap()
+        .to_owned();
+    let started = now() as i64;
+    let (ok, out, err) = keys_cli(
+        dir.path(),
+        &["rotate", "--signing", "ES256", "--keep-minutes", "60"],
+        &[],
+    );
+    assert!(ok, "{out}{err}");
+    let after = KeySetFile::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let new_es = after.active_signing_kid(SigningAlg::ES256).unwrap();
+    assert_ne!(new_es, old_es);
+    assert!(out.contains(new_es) && out.contains(&old_es), "{out}");
+    for secret in [
+        "PRIVATE KEY",
+        &before.pepper,
+        &before.hmac.keys[0].secret,
+        &before.sealing.keys[0].key,
+    ] {
+        assert!(!out.contains(secret) && !err.contains(secret));
+    }
+    for alg in [SigningAlg::RS256, SigningAlg::EdDSA] {
+        assert_eq!(
+            after.active_signing_kid(alg),
+            before.active_signing_kid(alg),
+            "{alg} untouched"
+        );
+    }
+    assert_eq!(after.hmac.active, "1");
+    assert_eq!(after.sealing.active, "k1");
+
+    // The old kid stays in the JWKS of the loaded key set until its publish_until.
+    let until = after
+        .signing
+        .keys
+        .iter()
+        .find(|k| k.kid == old_es)
+        .unwrap()
+        .publish_until
+        .unwrap();
+    assert!(until >= started + 3600 && until <= now() as i64 + 3600);
+    let keys = KeySet::from_file(&after).unwrap();
+    let published = jwks_kids(&keys, until - 1);
+    assert!(published.contains(&old_es) && published.contains(&new_es.to_owned()));
+    assert_eq!(published.len(), 4);
+    assert!(!jwks_kids(&keys, until).contains(&old_es));
+
+    // Written whole, for its owner only, and nothing left beside it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+
+    // Bare `rotate`: every key that signs tokens, kept for the longest token lifetime set.
+    let (ok, out, err) = keys_cli(
+        dir.path(),
+        &["rotate"],
+        &[("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES", "90")],
+    );
+    assert!(ok, "{out}{err}");
+    let again = KeySetFile::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for alg in SigningAlg::ALL {
+        assert_ne!(again.active_signing_kid(alg), after.active_signing_kid(alg));
+    }
+    assert_eq!(again.hmac.active, "2");
+    assert_eq!(again.sealing.active, "k1", "sealing only when asked");
+    let hmac_until = again.hmac.keys[0].publish_until.unwrap();
+    assert!(hmac_until >= started + 90 * 60 && hmac_until <= now() as i64 + 90 * 60);
+    assert_eq!(
+        again.signing.keys.len(),
+        7,
+        "3 active, 3 just retired, 1 from before"
+    );
+
+    // Keys given inline have nowhere to go back to.
+    let (ok, _, err) = keys_cli(
+        dir.path(),
+        &["rotate"],
+        &[("LATCHKEY_KEYS", &before.to_json_pretty())],
+    );
+    assert!(!ok && err.contains("LATCHKEY_KEYS"), "{err}");
+    let (ok, _, err) = keys_cli(dir.path(), &["rotate", "--signing", "HS256"], &[]);
+    assert!(!ok && err.contains("unknown signing algorithm"), "{err}");
+}
+
+#[test]
+fn keys_rotate_writes_an_ssm_parameter_back_under_its_kms_key() {
+    use aws_sdk_ssm::types::ParameterType;
+    use latchkey_core::crypto::keys::{KeySet, KeySetFile};
+    let endpoint = latchkey_tests::stores::aws_endpoint();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ssm = rt.block_on(latchkey_tests::stores::aws_clients()).ssm;
+    let name = format!("/latchkey-test/keys-{}", std::process::id());
+    let before = KeySetFile::test_fixture();
+    rt.block_on(
+        ssm.put_parameter()
+            .name(&name)
+            .value(before.to_json_pretty())
+            .r#type(ParameterType::SecureString)
+            .key_id("alias/latchkey-test")
+            .send(),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+    let (ok, out, err) = keys_cli(
+        dir.path(),
+        &[
+            "rotate",
+            "--hmac",
+            "--keep-minutes",
+            "30",
+            "--ssm-parameter",
+            &name,
+        ],
+        &env,
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("version 2"), "{out}");
+    assert!(!out.contains(&before.hmac.keys[0].secret));
+
+    let got = rt
+        .block_on(ssm.get_parameter().name(&name).with_decryption(true).send())
+        .unwrap();
+    let parameter = got.parameter().unwrap();
+    assert_eq!(parameter.r#type(), Some(&ParameterType::SecureString));
+    let after = KeySetFile::from_json(parameter.value().unwrap()).unwrap();
+    assert_eq!(after.hmac.active, "2");
+    let until = after.hmac.keys[0].publish_until.unwrap();
+    assert!(until > now() as i64 + 29 * 60 && until <= now() as i64 + 30 * 60);
+    assert_eq!(
+        after.signing.active, before.signing.active,
+        "signing keys untouched"
+    );
+    KeySet::from_file(&after).unwrap();
+    let by_name = aws_sdk_ssm::types::ParameterStringFilter::builder()
+        .key("Name")
+        .option("Equals")
+        .values(&name)
+        .build()
+        .unwrap();
+    let described = rt
+        .block_on(ssm.describe_parameters().parameter_filters(by_name).send())
+        .unwrap()
+        .parameters()
+        .iter()
+        .find(|p| p.name() == Some(&name))
+        .and_then(|p| p.key_id().map(str::to_owned));
+    assert_eq!(described.as_deref(), Some("alias/latchkey-test"));
+
+    let (ok, _, err) = keys_cli(
+        dir.path(),
+        &["rotate", "--ssm-parameter", "/latchkey-test/missing"],
+        &env,
+    );
+    assert!(!ok && err.contains("ParameterNotFound"), "{err}");
 }

@@ -1,6 +1,6 @@
 //! What one sign-in costs: an argon2id verification at OWASP parameters (and the unknown-user
-//! path, which must cost the same), a TOTP verification with a ±1 window, HS256 issue/verify,
-//! and opening a sealed TOTP secret.
+//! path, which must cost the same), a TOTP verification with a ±1 window, bound HS256 and
+//! RS256/ES256/EdDSA issue/verify, and opening a sealed TOTP secret.
 //!
 //! `cargo bench -p latchkey-core --bench crypto`
 
@@ -8,7 +8,8 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use latchkey_core::crypto::SecretBytes;
 use latchkey_core::crypto::aead::Sealer;
-use latchkey_core::crypto::keys::{KeySet, KeySetFile};
+use latchkey_core::crypto::jwt::Expect;
+use latchkey_core::crypto::keys::{KeySet, KeySetFile, SigningAlg};
 use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::crypto::totp::{self, TotpSecret};
 use latchkey_core::ports::SystemRng;
@@ -36,16 +37,31 @@ fn benches(c: &mut Criterion) {
 
     let keys = KeySet::from_file(&KeySetFile::generate(&SystemRng).unwrap()).unwrap();
     let claims = json!({"uid": 1, "utypid": 2, "iat": NOW, "exp": NOW + 3600});
-    c.bench_function("hs256_sign", |b| {
-        b.iter(|| keys.sign_hs256(&claims).unwrap())
+    let binding = b"user:1:generation:0";
+    c.bench_function("hs256_bound_sign", |b| {
+        b.iter(|| keys.sign_hs256_bound(&claims, binding).unwrap())
     });
-    let token = keys.sign_hs256(&claims).unwrap();
-    c.bench_function("hs256_verify", |b| {
+    let token = keys.sign_hs256_bound(&claims, binding).unwrap();
+    c.bench_function("hs256_bound_verify", |b| {
         b.iter(|| {
-            keys.verify_hs256::<serde_json::Value>(&token, NOW, 0)
+            keys.peek_hs256::<serde_json::Value>(&token, NOW, 0)
+                .unwrap()
+                .verify(&keys, binding)
                 .unwrap()
         })
     });
+    for alg in SigningAlg::ALL {
+        c.bench_function(&format!("{alg}_sign"), |b| {
+            b.iter(|| keys.sign_signed(alg, &claims).unwrap())
+        });
+        let token = keys.sign_signed(alg, &claims).unwrap();
+        c.bench_function(&format!("{alg}_verify"), |b| {
+            b.iter(|| {
+                keys.verify_signed::<serde_json::Value>(&token, alg, NOW, 0, &Expect::default())
+                    .unwrap()
+            })
+        });
+    }
 
     let sealer = Sealer::new(vec![("k1".into(), SecretBytes::new(vec![7; 32]))], "k1").unwrap();
     let sealed = sealer

@@ -1,7 +1,8 @@
 //! Cryptographic building blocks, each over a well-kept crate: argon2id passwords, RFC 6238
 //! TOTP, numeric codes and opaque tokens stored as keyed hashes, AEAD sealing of secrets at
-//! rest, the key set (HMAC, asymmetric signing, sealing and pepper keys), JWT issue/verify
-//! and QR codes. Time and randomness come in as parameters.
+//! rest, the key set (HMAC, RS256/ES256/EdDSA signing, sealing and pepper keys, and their
+//! rotation), JWT issue/verify (signed tokens, and HS256 tokens keyed per subject) and QR
+//! codes. Time and randomness come in as parameters.
 
 pub mod aead;
 pub mod codes;

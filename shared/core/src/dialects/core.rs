@@ -58,7 +58,7 @@ async fn openapi(_: &App, _: &Call) -> Result<Response, Response> {
 }
 
 async fn jwks(app: &App, _: &Call) -> Result<Response, Response> {
-    let mut res = web::json(StatusCode::OK, &app.keys.jwks());
+    let mut res = web::json(StatusCode::OK, &app.keys.jwks(app.clock.now()));
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
