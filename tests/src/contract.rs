@@ -603,8 +603,8 @@ pub async fn invalid_requests_are_refused(store: Arc<dyn Store>, ns: &str) {
     );
 }
 
-/// Runs `n` copies of `f` at once and returns their results.
-async fn race<T, F, Fut>(n: usize, f: F) -> Vec<T>
+/// Runs `n` copies of `f` at once (released together by a barrier) and returns their results.
+pub async fn race<T, F, Fut>(n: usize, f: F) -> Vec<T>
 where
     T: Send + 'static,
     F: Fn(usize) -> Fut,
@@ -729,6 +729,178 @@ pub async fn fifty_unconditional_increments_all_count(store: Arc<dyn Store>, ns:
     );
 }
 
+pub async fn transactions_update_items_and_start_expired_ones_afresh(
+    store: Arc<dyn Store>,
+    ns: &str,
+) {
+    let counter = key(ns, "txu", "COUNTER");
+    let stale = key(ns, "txu", "STALE");
+    store
+        .put(
+            Item::new(stale.clone())
+                .with("n", 40)
+                .with("old", "x")
+                .expiring_at(NOW),
+            Cond::Always,
+            NOW - 10,
+        )
+        .await
+        .unwrap();
+    let ops = |limit: i64| {
+        vec![
+            TxOp::Update {
+                key: counter.clone(),
+                update: Update::new().add("n", 1).expire_at(NOW + 60),
+                cond: Cond::missing_or("n", CmpOp::Lt, limit),
+            },
+            TxOp::Update {
+                key: stale.clone(),
+                update: Update::new().add("n", 1).set_if_missing("first", NOW),
+                cond: Cond::missing_or("n", CmpOp::Lt, limit),
+            },
+        ]
+    };
+    store.transact(ops(2), NOW).await.unwrap();
+    let c = store.get(&counter, NOW).await.unwrap().unwrap();
+    assert_eq!((c.num("n"), c.expires_at), (Some(1), Some(NOW + 60)));
+    let s = store.get(&stale, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        s.num("n"),
+        Some(1),
+        "the expired item's count did not carry over"
+    );
+    assert_eq!(s.str("old"), None, "nor its other attributes");
+    assert_eq!(s.num("first"), Some(NOW));
+    store.transact(ops(2), NOW + 1).await.unwrap();
+    let s = store.get(&stale, NOW + 1).await.unwrap().unwrap();
+    assert_eq!(
+        s.num("first"),
+        Some(NOW),
+        "set-if-missing keeps the first value"
+    );
+    let refused = store.transact(ops(2), NOW + 2).await;
+    assert!(
+        matches!(refused, Err(StoreError::TxConditionFailed { index: 0 })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store
+            .get(&counter, NOW + 2)
+            .await
+            .unwrap()
+            .unwrap()
+            .num("n"),
+        Some(2),
+        "a refused transaction changed nothing"
+    );
+}
+
+pub async fn get_many_reads_live_items_in_order(store: Arc<dyn Store>, ns: &str) {
+    let a = key(ns, "many", "A");
+    let b = key(ns, "many", "B");
+    let gone = key(ns, "many", "GONE");
+    let absent = key(ns, "many", "ABSENT");
+    store
+        .put(Item::new(a.clone()).with("v", 1), Cond::Always, NOW)
+        .await
+        .unwrap();
+    store
+        .put(Item::new(b.clone()).with("v", 2), Cond::Always, NOW)
+        .await
+        .unwrap();
+    store
+        .put(
+            Item::new(gone.clone()).expiring_at(NOW),
+            Cond::Always,
+            NOW - 1,
+        )
+        .await
+        .unwrap();
+    let got = store
+        .get_many(&[b.clone(), absent.clone(), a.clone(), gone.clone()], NOW)
+        .await
+        .unwrap();
+    let values: Vec<Option<i64>> = got
+        .iter()
+        .map(|i| i.as_ref().and_then(|i| i.num("v")))
+        .collect();
+    assert_eq!(values, vec![Some(2), None, Some(1), None]);
+    assert!(got[3].is_none(), "an expired item is absent");
+    assert!(store.get_many(&[], NOW).await.unwrap().is_empty());
+    assert!(matches!(
+        store.get_many(&[a.clone(), a.clone()], NOW).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+pub async fn keys_beyond_dynamodbs_limits_are_refused_everywhere(store: Arc<dyn Store>, ns: &str) {
+    let long_pk = Key::new(format!("{ns}#{}", "p".repeat(2048)), "S");
+    let long_sk = Key::new(format!("{ns}#ok"), "s".repeat(1025));
+    for k in [long_pk, long_sk] {
+        assert!(matches!(
+            store.get(&k, NOW).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.put(Item::new(k.clone()), Cond::Always, NOW).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store
+                .update(&k, Update::new().add("n", 1), Cond::Always, NOW)
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.delete(&k, Cond::Always, NOW).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let at_limit = Key::new(
+        format!("{ns}#{}", "p".repeat(2047 - ns.len())),
+        "s".repeat(1024),
+    );
+    assert_eq!(at_limit.pk.len(), 2048);
+    store
+        .put(Item::new(at_limit.clone()).with("v", 1), Cond::Always, NOW)
+        .await
+        .unwrap();
+    assert!(store.get(&at_limit, NOW).await.unwrap().is_some());
+}
+
+pub async fn fifty_racing_transactions_get_exactly_ten_slots(store: Arc<dyn Store>, ns: &str) {
+    let k = key(ns, "race", "TXLIMIT");
+    let results = race(50, |i| {
+        let (store, k) = (store.clone(), k.clone());
+        let mine = key(ns, "race", &format!("TXMINE{i}"));
+        async move {
+            store
+                .transact(
+                    vec![
+                        TxOp::Update {
+                            key: k,
+                            update: Update::new().add("n", 1),
+                            cond: Cond::missing_or("n", CmpOp::Lt, 10),
+                        },
+                        TxOp::Put {
+                            item: Item::new(mine),
+                            cond: Cond::NotExists,
+                        },
+                    ],
+                    NOW,
+                )
+                .await
+        }
+    })
+    .await;
+    let granted = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(granted, 10, "{results:?}");
+    assert_eq!(
+        store.get(&k, NOW).await.unwrap().unwrap().num("n"),
+        Some(10)
+    );
+}
+
 /// Instantiates every contract case as a test. `$make` is an async expression yielding
 /// `(Arc<dyn Store>, String /* namespace */, impl Drop-guard)`.
 #[macro_export]
@@ -751,6 +923,10 @@ macro_rules! store_contract_suite {
             fifty_racers_get_exactly_ten_counter_slots,
             fifty_racers_create_one_item_once,
             fifty_unconditional_increments_all_count,
+            transactions_update_items_and_start_expired_ones_afresh,
+            get_many_reads_live_items_in_order,
+            keys_beyond_dynamodbs_limits_are_refused_everywhere,
+            fifty_racing_transactions_get_exactly_ten_slots,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -46,6 +46,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     pub key_file: KeySetFile,
     pub backend: Backend,
+    /// The DynamoDB store, on [`Backend::Dynamodb`] (it counts its calls).
+    pub dynamo: Option<latchkey_aws::dynamodb::DynamoStore>,
     /// Keeps an SQLite store's directory alive as long as the app.
     _dir: Option<tempfile::TempDir>,
 }
@@ -90,8 +92,9 @@ impl TestApp {
             Backend::Dynamodb => {
                 let table = format!("latchkey-flow-{}", crate::stores::namespace());
                 let store = crate::stores::dynamodb_table(&table).await;
-                let mut t = Self::with(Arc::new(store), settings);
+                let mut t = Self::with(Arc::new(store.clone()), settings);
                 t.backend = Backend::Dynamodb;
+                t.dynamo = Some(store);
                 t
             }
         }
@@ -134,6 +137,7 @@ impl TestApp {
             store,
             key_file,
             backend: Backend::Memory,
+            dynamo: None,
             _dir: None,
         }
     }

@@ -10,6 +10,7 @@ mod aws;
 mod lambda;
 mod magento;
 mod openapi;
+mod primitives;
 mod readme;
 mod senders;
 mod store_contract;

@@ -53,6 +53,26 @@ impl App {
         Db::new(self.store.as_ref(), self.clock.as_ref())
     }
 
+    /// Sessions (signed access tokens and refresh families).
+    pub fn sessions(&self) -> crate::identity::sessions::Sessions<'_> {
+        crate::identity::sessions::Sessions {
+            db: self.db(),
+            keys: &self.keys,
+            rng: self.rng.as_ref(),
+        }
+    }
+
+    /// One-time codes by email and SMS.
+    pub fn codes(&self) -> crate::identity::codes::Codes<'_> {
+        crate::identity::codes::Codes {
+            db: self.db(),
+            rng: self.rng.as_ref(),
+            pepper: self.keys.pepper(),
+            mailer: self.mailer.as_ref(),
+            sms: self.sms.as_ref(),
+        }
+    }
+
     /// Sign-in under a dialect's policy.
     pub fn signin<'a>(&'a self, policy: &'a Policy) -> SignIn<'a> {
         SignIn {

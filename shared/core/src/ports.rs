@@ -197,9 +197,26 @@ pub trait SmsSender: Send + Sync {
 pub struct RecordingOutbox {
     pub emails: Mutex<Vec<Email>>,
     pub sms: Mutex<Vec<Sms>>,
+    /// When set, every send fails: `Some(true)` as retryable, `Some(false)` as refused.
+    failing: Mutex<Option<bool>>,
 }
 
 impl RecordingOutbox {
+    /// Makes every later send fail (`Some(retryable)`), or succeed again (`None`).
+    pub fn fail_sends(&self, retryable: Option<bool>) {
+        if let Ok(mut f) = self.failing.lock() {
+            *f = retryable;
+        }
+    }
+
+    fn refusal(&self) -> Result<(), SendError> {
+        match self.failing.lock().map(|f| *f) {
+            Ok(Some(true)) => Err(SendError::Retryable("test: failing".into())),
+            Ok(Some(false)) => Err(SendError::Rejected("test: failing".into())),
+            _ => Ok(()),
+        }
+    }
+
     pub fn emails(&self) -> Vec<Email> {
         self.emails.lock().map(|v| v.clone()).unwrap_or_default()
     }
@@ -211,6 +228,7 @@ impl RecordingOutbox {
 #[async_trait]
 impl Mailer for RecordingOutbox {
     async fn send_email(&self, email: &Email) -> Result<(), SendError> {
+        self.refusal()?;
         self.emails
             .lock()
             .map_err(|_| SendError::Rejected("poisoned".into()))?
@@ -222,6 +240,7 @@ impl Mailer for RecordingOutbox {
 #[async_trait]
 impl SmsSender for RecordingOutbox {
     async fn send_sms(&self, sms: &Sms) -> Result<(), SendError> {
+        self.refusal()?;
         self.sms
             .lock()
             .map_err(|_| SendError::Rejected("poisoned".into()))?

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod codes;
 pub mod integrations;
 pub mod limits;
+pub mod sessions;
 pub mod signin;
 pub mod users;
 
