@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use latchkey_core::config::TrustStore as Chosen;
+
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -75,41 +77,35 @@ pub enum TrustRoots {
 }
 
 impl TrustRoots {
-    /// Amazon's roots, except the system's when `LATCHKEY_TRUST_STORE=system`, when an
-    /// `AWS_ENDPOINT_URL*` sends calls elsewhere (an emulator, a proxy), or in a China region
-    /// (whose endpoints use other authorities). `vars` are the process's environment variables.
-    pub fn for_lambda<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, String>
+    /// Amazon's roots, except the system's when chosen (`LATCHKEY_TRUST_STORE=system`, parsed by
+    /// the configuration), when an `AWS_ENDPOINT_URL*` sends calls elsewhere (an emulator, a
+    /// proxy), or in a China region (whose endpoints use other authorities). `aws_vars` are the
+    /// process's environment variables: the AWS SDK's own settings.
+    pub fn for_lambda<K, V>(
+        chosen: Option<Chosen>,
+        aws_vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self
     where
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut roots = Self::Amazon;
-        let mut chosen = None;
-        for (key, value) in vars {
+        match chosen {
+            Some(Chosen::Amazon) => return Self::Amazon,
+            Some(Chosen::System) => return Self::System,
+            None => {}
+        }
+        let elsewhere = aws_vars.into_iter().any(|(key, value)| {
             let (key, value) = (key.as_ref(), value.as_ref().trim());
             match key {
-                "LATCHKEY_TRUST_STORE" => {
-                    chosen = match value {
-                        "" => None,
-                        "amazon" => Some(Self::Amazon),
-                        "system" => Some(Self::System),
-                        other => {
-                            return Err(format!(
-                                "LATCHKEY_TRUST_STORE must be amazon or system, not {other:?}"
-                            ));
-                        }
-                    }
-                }
-                "AWS_REGION" | "AWS_DEFAULT_REGION" if value.starts_with("cn-") => {
-                    roots = Self::System
-                }
-                _ if key.starts_with("AWS_ENDPOINT_URL") && !value.is_empty() => {
-                    roots = Self::System
-                }
-                _ => {}
+                "AWS_REGION" | "AWS_DEFAULT_REGION" => value.starts_with("cn-"),
+                _ => key.starts_with("AWS_ENDPOINT_URL") && !value.is_empty(),
             }
+        });
+        if elsewhere {
+            Self::System
+        } else {
+            Self::Amazon
         }
-        Ok(chosen.unwrap_or(roots))
     }
 }
 
@@ -162,12 +158,9 @@ mod tests {
 
     #[test]
     fn functions_trust_amazon_roots_unless_calls_go_elsewhere() {
-        let pick = |vars: &[(&str, &str)]| TrustRoots::for_lambda(vars.iter().copied());
-        assert_eq!(pick(&[("AWS_REGION", "eu-west-1")]), Ok(TrustRoots::Amazon));
-        assert_eq!(
-            pick(&[("AWS_REGION", "us-gov-west-1")]),
-            Ok(TrustRoots::Amazon)
-        );
+        let pick = |vars: &[(&str, &str)]| TrustRoots::for_lambda(None, vars.iter().copied());
+        assert_eq!(pick(&[("AWS_REGION", "eu-west-1")]), TrustRoots::Amazon);
+        assert_eq!(pick(&[("AWS_REGION", "us-gov-west-1")]), TrustRoots::Amazon);
         // Endpoints elsewhere (an emulator, a proxy), and the China regions' own authorities.
         for vars in [
             &[("AWS_ENDPOINT_URL", "https://localhost:4566")][..],
@@ -175,26 +168,19 @@ mod tests {
             &[("AWS_REGION", "cn-north-1")][..],
             &[("AWS_DEFAULT_REGION", "cn-northwest-1")][..],
         ] {
-            assert_eq!(pick(vars), Ok(TrustRoots::System), "{vars:?}");
+            assert_eq!(pick(vars), TrustRoots::System, "{vars:?}");
         }
         // An empty endpoint variable sends nothing elsewhere.
-        assert_eq!(pick(&[("AWS_ENDPOINT_URL", " ")]), Ok(TrustRoots::Amazon));
-        // The operator's choice wins, in either direction.
+        assert_eq!(pick(&[("AWS_ENDPOINT_URL", " ")]), TrustRoots::Amazon);
+        // The operator's choice (LATCHKEY_TRUST_STORE, through the configuration) wins, in
+        // either direction.
         assert_eq!(
-            pick(&[
-                ("AWS_REGION", "eu-west-1"),
-                ("LATCHKEY_TRUST_STORE", "system")
-            ]),
-            Ok(TrustRoots::System)
+            TrustRoots::for_lambda(Some(Chosen::System), [("AWS_REGION", "eu-west-1")]),
+            TrustRoots::System
         );
         assert_eq!(
-            pick(&[
-                ("LATCHKEY_TRUST_STORE", "amazon"),
-                ("AWS_ENDPOINT_URL", "https://x")
-            ]),
-            Ok(TrustRoots::Amazon)
+            TrustRoots::for_lambda(Some(Chosen::Amazon), [("AWS_ENDPOINT_URL", "https://x")]),
+            TrustRoots::Amazon
         );
-        let refused = pick(&[("LATCHKEY_TRUST_STORE", "all")]).expect_err("not a choice");
-        assert!(refused.contains("amazon or system"), "{refused}");
     }
 }

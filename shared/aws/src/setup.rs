@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use latchkey_core::config::{Config, Environment};
+use latchkey_core::config::{Config, Environment, KeySource};
 use latchkey_core::crypto::keys::{KeySet, KeySetFile};
 use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::ports::{SystemClock, SystemRng};
@@ -14,29 +14,24 @@ use crate::dynamodb::DynamoStore;
 use crate::keys::load_key_set_json;
 use crate::send::{SesMailer, SnsSms};
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// The key set from `LATCHKEY_KEYS`, `LATCHKEY_KEYS_FILE` or `LATCHKEY_KEYS_SSM_PARAMETER`, in
-/// that order. `Ok(None)` when none is set.
-pub async fn key_set_from_env(
+/// The key set from its configured source (`LATCHKEY_KEYS`, `LATCHKEY_KEYS_FILE` or
+/// `LATCHKEY_KEYS_SSM_PARAMETER`), and where it came from. `Ok(None)` when none is configured.
+pub async fn key_set(
+    source: Option<&KeySource>,
     ssm: &aws_sdk_ssm::Client,
 ) -> Result<Option<(KeySetFile, String)>, String> {
-    let (json, origin) = if let Some(json) = env("LATCHKEY_KEYS") {
-        (json, "LATCHKEY_KEYS".to_owned())
-    } else if let Some(path) = env("LATCHKEY_KEYS_FILE") {
-        (
-            std::fs::read_to_string(&path).map_err(|e| format!("reading {path}: {e}"))?,
-            path,
-        )
-    } else if let Some(name) = env("LATCHKEY_KEYS_SSM_PARAMETER") {
-        (
-            load_key_set_json(ssm, &name).await?,
+    let (json, origin) = match source {
+        None => return Ok(None),
+        Some(KeySource::Json(json)) => (json.expose().to_owned(), "LATCHKEY_KEYS".to_owned()),
+        Some(KeySource::File(path)) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        Some(KeySource::Ssm(name)) => (
+            load_key_set_json(ssm, name).await?,
             format!("SSM parameter {name}"),
-        )
-    } else {
-        return Ok(None);
+        ),
     };
     let file = KeySetFile::from_json(&json).map_err(|e| format!("{origin}: {e}"))?;
     Ok(Some((file, origin)))
@@ -52,12 +47,9 @@ pub fn accept_keys(file: &KeySetFile, origin: &str, env: Environment) -> Result<
     KeySet::from_file(file).map_err(|e| format!("keys from {origin}: {e}"))
 }
 
-/// The DynamoDB store named by `LATCHKEY_TABLE` (default `latchkey`).
-pub fn store(clients: &AwsClients) -> DynamoStore {
-    DynamoStore::new(
-        clients.dynamodb.clone(),
-        env("LATCHKEY_TABLE").unwrap_or_else(|| "latchkey".into()),
-    )
+/// The DynamoDB store of the configured table (`LATCHKEY_TABLE`).
+pub fn store(clients: &AwsClients, config: &Config) -> DynamoStore {
+    DynamoStore::new(clients.dynamodb.clone(), config.deployment.table.clone())
 }
 
 /// The whole application over AWS, as a Lambda function builds it at cold start.
@@ -66,16 +58,19 @@ pub async fn aws_app_from_env() -> Result<App, String> {
     let started = std::time::Instant::now();
     let ms = |since: std::time::Instant| since.elapsed().as_secs_f64() * 1000.0;
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
-    let roots = crate::clients::TrustRoots::for_lambda(std::env::vars())?;
+    let roots =
+        crate::clients::TrustRoots::for_lambda(config.deployment.trust_store, std::env::vars());
     let clients = AwsClients::for_lambda(roots).await?;
     let clients_ms = ms(started);
     let step = std::time::Instant::now();
-    let (file, origin) = key_set_from_env(&clients.ssm).await?.ok_or(
-        "no keys: set LATCHKEY_KEYS_SSM_PARAMETER (or LATCHKEY_KEYS / LATCHKEY_KEYS_FILE)",
-    )?;
+    let (file, origin) = key_set(config.deployment.keys.as_ref(), &clients.ssm)
+        .await?
+        .ok_or(
+            "no keys: set LATCHKEY_KEYS_SSM_PARAMETER (or LATCHKEY_KEYS / LATCHKEY_KEYS_FILE)",
+        )?;
     let keys = accept_keys(&file, &origin, config.environment)?;
     let keys_ms = ms(step);
-    let store = store(&clients);
+    let store = store(&clients, &config);
     // Open the TLS connection now, during init, not during the first request.
     let step = std::time::Instant::now();
     if let Err(e) = store.ping().await {
@@ -104,7 +99,7 @@ pub fn app(
     keys: KeySet,
 ) -> Result<App, String> {
     let mailer = SesMailer::new(clients.sesv2.clone(), config.mail_from.clone());
-    let sms = SnsSms::new(clients.sns.clone(), env("LATCHKEY_SMS_SENDER_ID"));
+    let sms = SnsSms::new(clients.sns.clone(), config.deployment.sms_sender_id.clone());
     let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
     Ok(App::new(Deps {
         store: Arc::new(store),

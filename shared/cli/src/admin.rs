@@ -443,7 +443,9 @@ pub async fn keys(store: &StoreArgs, cmd: KeysCommand) -> Result<(), String> {
                 Some(minutes) => i64::from(minutes) * 60,
                 None => keys::default_keep_secs(),
             };
-            let location = keys::locate(&store.data_dir, ssm_parameter)?;
+            let config = setup::config()?;
+            let data_dir = store.resolve(&config).data_dir;
+            let location = keys::locate(&data_dir, ssm_parameter, config.deployment.keys.as_ref())?;
             print!("{}", keys::rotate(&location, &rotation, keep_secs).await?);
         }
     }

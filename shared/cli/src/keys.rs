@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use latchkey_core::config::{Config, Environment};
+use latchkey_core::config::{Config, Environment, KeySource};
 use latchkey_core::crypto::keys::{KeySet, KeySetFile, Rotation, SigningAlg};
 use latchkey_core::ports::{Clock, SystemClock, SystemRng};
 
@@ -28,14 +28,13 @@ impl std::fmt::Display for Origin {
     }
 }
 
-pub fn load(data_dir: &Path, env: Environment) -> Result<(KeySetFile, Origin), String> {
-    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let (file, origin) = if let Some(json) = lookup("LATCHKEY_KEYS") {
-        (parse(&json, "LATCHKEY_KEYS")?, Origin::Env)
-    } else if let Some(path) = lookup("LATCHKEY_KEYS_FILE") {
-        let path = PathBuf::from(path);
-        (read(&path)?, Origin::File(path))
-    } else if lookup("LATCHKEY_KEYS_SSM_PARAMETER").is_some() {
+pub fn load(data_dir: &Path, config: &Config) -> Result<(KeySetFile, Origin), String> {
+    let env = config.environment;
+    let (file, origin) = if let Some(KeySource::Json(json)) = &config.deployment.keys {
+        (parse(json.expose(), "LATCHKEY_KEYS")?, Origin::Env)
+    } else if let Some(KeySource::File(path)) = &config.deployment.keys {
+        (read(path)?, Origin::File(path.clone()))
+    } else if let Some(KeySource::Ssm(_)) = &config.deployment.keys {
         return Err("LATCHKEY_KEYS_SSM_PARAMETER is read by the Lambda functions and by `--store dynamodb`; \
                     for the embedded store set LATCHKEY_KEYS or LATCHKEY_KEYS_FILE"
             .into());
@@ -138,23 +137,26 @@ impl std::fmt::Display for Location {
 /// The key set the server and the functions would load: `--ssm-parameter`, else
 /// `LATCHKEY_KEYS_FILE`, else `LATCHKEY_KEYS_SSM_PARAMETER`, else `<data-dir>/keys.json`.
 /// Keys given inline in `LATCHKEY_KEYS` have nowhere to be written back to.
-pub fn locate(data_dir: &Path, ssm_parameter: Option<String>) -> Result<Location, String> {
-    let lookup = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+pub fn locate(
+    data_dir: &Path,
+    ssm_parameter: Option<String>,
+    keys: Option<&KeySource>,
+) -> Result<Location, String> {
     if let Some(name) = ssm_parameter {
         return Ok(Location::Ssm(name));
     }
-    if lookup("LATCHKEY_KEYS").is_some() {
+    if let Some(KeySource::Json(_)) = keys {
         return Err(
             "the key set comes from LATCHKEY_KEYS, which cannot be rewritten in place: rotate the file \
              or SSM parameter it came from (LATCHKEY_KEYS_FILE or --ssm-parameter) and set it again"
                 .into(),
         );
     }
-    if let Some(path) = lookup("LATCHKEY_KEYS_FILE") {
-        return Ok(Location::File(PathBuf::from(path)));
+    if let Some(KeySource::File(path)) = keys {
+        return Ok(Location::File(path.clone()));
     }
-    if let Some(name) = lookup("LATCHKEY_KEYS_SSM_PARAMETER") {
-        return Ok(Location::Ssm(name));
+    if let Some(KeySource::Ssm(name)) = keys {
+        return Ok(Location::Ssm(name.clone()));
     }
     let path = data_dir.join("keys.json");
     if !path.exists() {

@@ -41,9 +41,9 @@ struct Cli {
 enum Command {
     /// Serve every route over HTTP (on the embedded store unless `--store dynamodb`).
     Serve {
-        /// Address to listen on.
-        #[arg(long, env = "LATCHKEY_ADDR", default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
+        /// Address to listen on [default: LATCHKEY_ADDR, else 127.0.0.1:8080].
+        #[arg(long)]
+        addr: Option<SocketAddr>,
     },
     /// Manage users.
     #[command(subcommand)]
@@ -87,7 +87,21 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Serve { addr } => serve::run(setup::local(&cli.store).await?, addr).await,
+            Command::Serve { addr } => {
+                let local = setup::local(&cli.store).await?;
+                let addr = match addr {
+                    Some(addr) => addr,
+                    // Checked when the settings were parsed.
+                    None => local
+                        .app
+                        .config
+                        .deployment
+                        .addr
+                        .parse()
+                        .map_err(|e| format!("LATCHKEY_ADDR: {e}"))?,
+                };
+                serve::run(local, addr).await
+            }
             Command::User(cmd) => admin::user(&cli.store, cmd).await,
             Command::Integration(cmd) => admin::integration(&cli.store, cmd).await,
             Command::Keys(cmd) => admin::keys(&cli.store, cmd).await,

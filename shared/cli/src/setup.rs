@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use latchkey_core::config::Config;
+use latchkey_core::config::{Config, StoreKind};
 use latchkey_core::crypto::keys::KeySet;
 use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::ports::{Clock, SystemClock, SystemRng};
@@ -15,7 +15,7 @@ use crate::keys;
 
 /// Which store the commands work on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum StoreKind {
+pub enum StoreChoice {
     /// SQLite under `--data-dir`: nothing to set up.
     Embedded,
     /// The DynamoDB table `--table`, with the AWS settings of the environment (region,
@@ -23,34 +23,19 @@ pub enum StoreKind {
     Dynamodb,
 }
 
-/// What the commands share: where data lives.
+/// What the commands share: where data lives. Each flag overrides its setting
+/// (`LATCHKEY_DATA_DIR`, `LATCHKEY_STORE`, `LATCHKEY_TABLE`), read through the configuration.
 #[derive(Clone, Debug, clap::Args)]
 pub struct StoreArgs {
-    /// Directory of the embedded store, development keys and outbox.
-    #[arg(
-        long,
-        env = "LATCHKEY_DATA_DIR",
-        default_value = "./.latchkey",
-        global = true
-    )]
-    pub data_dir: PathBuf,
-    /// `embedded` (local SQLite) or `dynamodb` (a deployed stack's table).
-    #[arg(
-        long,
-        value_enum,
-        env = "LATCHKEY_STORE",
-        default_value = "embedded",
-        global = true
-    )]
-    pub store: StoreKind,
-    /// DynamoDB table, with `--store dynamodb` (the stack's `TableName` output).
-    #[arg(
-        long,
-        env = "LATCHKEY_TABLE",
-        default_value = "latchkey",
-        global = true
-    )]
-    pub table: String,
+    /// Directory of the embedded store, development keys and outbox [default: LATCHKEY_DATA_DIR, else ./.latchkey].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `embedded` (local SQLite) or `dynamodb` (a deployed stack's table) [default: LATCHKEY_STORE, else embedded].
+    #[arg(long, value_enum, global = true)]
+    pub store: Option<StoreChoice>,
+    /// DynamoDB table, with `--store dynamodb` (the stack's `TableName` output) [default: LATCHKEY_TABLE, else latchkey].
+    #[arg(long, global = true)]
+    pub table: Option<String>,
     /// With `--store dynamodb`: create the table (on demand, TTL on) if it does not exist,
     /// for a local emulator. Deployed stacks create theirs from `template.yaml`.
     #[arg(long, global = true)]
@@ -68,8 +53,39 @@ pub struct Local {
     pub location: String,
 }
 
+/// The store flags with the settings filled in.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub data_dir: PathBuf,
+    pub store: StoreKind,
+    pub table: String,
+    pub create_table: bool,
+}
+
+impl StoreArgs {
+    pub fn resolve(&self, config: &Config) -> Resolved {
+        let d = &config.deployment;
+        Resolved {
+            data_dir: self.data_dir.clone().unwrap_or_else(|| d.data_dir.clone()),
+            store: match self.store {
+                Some(StoreChoice::Embedded) => StoreKind::Embedded,
+                Some(StoreChoice::Dynamodb) => StoreKind::Dynamodb,
+                None => d.store,
+            },
+            table: self.table.clone().unwrap_or_else(|| d.table.clone()),
+            create_table: self.create_table,
+        }
+    }
+}
+
+/// The settings, or the reason they do not parse.
+pub fn config() -> Result<Config, String> {
+    Config::from_env().map_err(|e| format!("configuration: {e}"))
+}
+
 pub async fn local(args: &StoreArgs) -> Result<Local, String> {
-    let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
+    let config = config()?;
+    let args = &args.resolve(&config);
     if args.store == StoreKind::Dynamodb {
         return on_dynamodb(args, config).await;
     }
@@ -100,7 +116,7 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
 }
 
 fn key_set(data_dir: &Path, config: &Config) -> Result<KeySet, String> {
-    let (key_file, origin) = keys::load(data_dir, config.environment)?;
+    let (key_file, origin) = keys::load(data_dir, config)?;
     if matches!(origin, keys::Origin::Generated(_)) {
         tracing::warn!(
             "generated development keys in {} (development only: production needs LATCHKEY_KEYS)",
@@ -112,10 +128,10 @@ fn key_set(data_dir: &Path, config: &Config) -> Result<KeySet, String> {
 
 /// The application on DynamoDB + SES + SNS: keys from `LATCHKEY_KEYS_SSM_PARAMETER` as the
 /// functions read them, or else as for the embedded store.
-async fn on_dynamodb(args: &StoreArgs, config: Config) -> Result<Local, String> {
+async fn on_dynamodb(args: &Resolved, config: Config) -> Result<Local, String> {
     use latchkey_aws::{clients::AwsClients, dynamodb::DynamoStore, setup};
     let clients = AwsClients::from_env().await;
-    let key_set = match setup::key_set_from_env(&clients.ssm).await? {
+    let key_set = match setup::key_set(config.deployment.keys.as_ref(), &clients.ssm).await? {
         Some((file, origin)) => setup::accept_keys(&file, &origin, config.environment)?,
         // A local emulator's table: the development keys of the data dir will do.
         None if args.create_table => {

@@ -4,6 +4,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::PathBuf;
+
+use crate::crypto::SecretString;
 
 use crate::identity::limits::Window;
 use crate::identity::signin::Policy;
@@ -187,6 +190,8 @@ impl std::error::Error for ConfigError {}
 #[derive(Clone, Debug)]
 pub struct Config {
     pub environment: Environment,
+    /// Where and how this process runs: store, table, keys, addresses.
+    pub deployment: Deployment,
     pub public_url: String,
     pub mail_from: String,
     pub issuer: String,
@@ -229,6 +234,7 @@ impl Config {
         let get = |name: &'static str| -> (&'static str, String) {
             let default = SETTINGS
                 .iter()
+                .chain(DEPLOYMENT_SETTINGS)
                 .find(|s| s.name == name)
                 .map_or("", |s| s.default);
             let value = lookup(name).filter(|v| !v.trim().is_empty());
@@ -273,6 +279,7 @@ impl Config {
         let lockout_secs = minutes(get("LATCHKEY_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?;
         let ip_attempts = number(get("LATCHKEY_IP_ATTEMPTS"), 1, 1_000_000)?;
         let ip_window_secs = number(get("LATCHKEY_IP_WINDOW_SECONDS"), 1, 86_400)?;
+        let deployment = Deployment::parse(&get, &lookup)?;
         let lockout = Budget {
             max_failures: lockout_failures,
             window_secs: None,
@@ -280,6 +287,7 @@ impl Config {
         };
         Ok(Config {
             environment,
+            deployment,
             public_url,
             mail_from: get("LATCHKEY_MAIL_FROM").1,
             issuer: get("LATCHKEY_ISSUER").1,
@@ -321,6 +329,16 @@ impl Config {
     fn fallback() -> Self {
         Config {
             environment: Environment::Development,
+            deployment: Deployment {
+                addr: "127.0.0.1:8080".into(),
+                data_dir: PathBuf::from("./.latchkey"),
+                store: StoreKind::Embedded,
+                table: "latchkey".into(),
+                keys: None,
+                sms_sender_id: None,
+                trust_store: None,
+                log: "info".into(),
+            },
             public_url: "http://127.0.0.1:8080".into(),
             mail_from: "latchkey@localhost".into(),
             issuer: "latchkey".into(),
@@ -356,6 +374,152 @@ impl Config {
                 store_codes: ["default", "all"].into_iter().map(String::from).collect(),
             },
         }
+    }
+}
+
+/// Which store a process works on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// SQLite under the data directory.
+    Embedded,
+    /// The DynamoDB table [`Deployment::table`].
+    Dynamodb,
+}
+
+/// Where the key set comes from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// The key set itself (`LATCHKEY_KEYS`).
+    Json(SecretString),
+    /// A key set file (`LATCHKEY_KEYS_FILE`).
+    File(PathBuf),
+    /// An SSM SecureString parameter (`LATCHKEY_KEYS_SSM_PARAMETER`).
+    Ssm(String),
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySource::Json(_) => f.write_str("Json(<redacted>)"),
+            KeySource::File(p) => write!(f, "File({})", p.display()),
+            KeySource::Ssm(name) => write!(f, "Ssm({name})"),
+        }
+    }
+}
+
+/// The root certificates the functions' HTTPS client trusts, when chosen explicitly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustStore {
+    Amazon,
+    System,
+}
+
+/// The settings of [`DEPLOYMENT_SETTINGS`], parsed and checked: read by the `latchkey` binary and
+/// the Lambda glue through here, never straight from the environment.
+#[derive(Clone, Debug)]
+pub struct Deployment {
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub store: StoreKind,
+    pub table: String,
+    /// `None`: no key source configured (the local server then uses the data dir's keys).
+    pub keys: Option<KeySource>,
+    pub sms_sender_id: Option<String>,
+    /// `None`: chosen from the AWS settings (see `latchkey_aws::clients::TrustRoots`).
+    pub trust_store: Option<TrustStore>,
+    pub log: String,
+}
+
+impl Deployment {
+    fn parse(
+        get: &impl Fn(&'static str) -> (&'static str, String),
+        lookup: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let set = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let (name, addr) = get("LATCHKEY_ADDR");
+        if addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad(
+                name,
+                &addr,
+                "expected an address and port, e.g. 127.0.0.1:8080",
+            ));
+        }
+        let store = match get("LATCHKEY_STORE") {
+            (_, v) if v == "embedded" => StoreKind::Embedded,
+            (_, v) if v == "dynamodb" => StoreKind::Dynamodb,
+            (name, v) => return Err(bad(name, &v, "expected `embedded` or `dynamodb`")),
+        };
+        let (name, table) = get("LATCHKEY_TABLE");
+        let table_ok = (3..=255).contains(&table.len())
+            && table
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !table_ok {
+            return Err(bad(
+                name,
+                &table,
+                "expected a DynamoDB table name: 3-255 of A-Z a-z 0-9 _ - .",
+            ));
+        }
+        let keys = match (
+            set("LATCHKEY_KEYS"),
+            set("LATCHKEY_KEYS_FILE"),
+            set("LATCHKEY_KEYS_SSM_PARAMETER"),
+        ) {
+            (Some(json), _, _) => Some(KeySource::Json(SecretString::new(json))),
+            (None, Some(path), _) => Some(KeySource::File(PathBuf::from(path))),
+            (None, None, Some(param)) => {
+                let ok = param.len() <= 2048
+                    && param
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'));
+                if !ok {
+                    return Err(bad(
+                        "LATCHKEY_KEYS_SSM_PARAMETER",
+                        &param,
+                        "expected an SSM parameter name (A-Z a-z 0-9 _ . - /)",
+                    ));
+                }
+                Some(KeySource::Ssm(param))
+            }
+            (None, None, None) => None,
+        };
+        let sms_sender_id = set("LATCHKEY_SMS_SENDER_ID");
+        if let Some(id) = &sms_sender_id
+            && !(id.len() <= 11 && id.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(bad(
+                "LATCHKEY_SMS_SENDER_ID",
+                id,
+                "expected up to 11 letters and digits",
+            ));
+        }
+        let trust_store = match set("LATCHKEY_TRUST_STORE").as_deref() {
+            None => None,
+            Some("amazon") => Some(TrustStore::Amazon),
+            Some("system") => Some(TrustStore::System),
+            Some(other) => {
+                return Err(bad(
+                    "LATCHKEY_TRUST_STORE",
+                    other,
+                    "expected `amazon` or `system`",
+                ));
+            }
+        };
+        Ok(Deployment {
+            addr,
+            data_dir: PathBuf::from(get("LATCHKEY_DATA_DIR").1),
+            store,
+            table,
+            keys,
+            sms_sender_id,
+            trust_store,
+            log: get("LATCHKEY_LOG").1,
+        })
     }
 }
 
@@ -423,6 +587,44 @@ mod tests {
         assert_eq!(c.magento.tfa, MagentoTfa::Off);
         assert_eq!(c.magento.admin_token_secs, 300);
         assert_eq!(c.public_url, "https://auth.example.com");
+    }
+
+    #[test]
+    fn deployment_settings_are_parsed_and_checked() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.deployment.store, StoreKind::Embedded);
+        assert_eq!(c.deployment.table, "latchkey");
+        assert!(c.deployment.keys.is_none());
+        assert_eq!(c.deployment.trust_store, None);
+        let c = with(&[
+            ("LATCHKEY_STORE", "dynamodb"),
+            ("LATCHKEY_TABLE", "shop-auth"),
+            ("LATCHKEY_KEYS_SSM_PARAMETER", "/latchkey/keys"),
+            ("LATCHKEY_SMS_SENDER_ID", "MyShop"),
+            ("LATCHKEY_TRUST_STORE", "system"),
+        ])
+        .unwrap();
+        assert_eq!(c.deployment.store, StoreKind::Dynamodb);
+        assert!(matches!(&c.deployment.keys, Some(KeySource::Ssm(p)) if p == "/latchkey/keys"));
+        assert_eq!(c.deployment.sms_sender_id.as_deref(), Some("MyShop"));
+        assert_eq!(c.deployment.trust_store, Some(TrustStore::System));
+        let secret = with(&[("LATCHKEY_KEYS", "{\"secret\": 1}")]).unwrap();
+        assert!(
+            !format!("{secret:?}").contains("secret\": 1"),
+            "key JSON never printed"
+        );
+        for (name, value) in [
+            ("LATCHKEY_STORE", "postgres"),
+            ("LATCHKEY_TABLE", "no spaces allowed"),
+            ("LATCHKEY_TABLE", "x"),
+            ("LATCHKEY_SMS_SENDER_ID", "Far Too Long Sender"),
+            ("LATCHKEY_TRUST_STORE", "mine"),
+            ("LATCHKEY_ADDR", "localhost"),
+            ("LATCHKEY_KEYS_SSM_PARAMETER", "bad name!"),
+        ] {
+            let e = with(&[(name, value)]).unwrap_err();
+            assert_eq!(e.name, name, "{value}");
+        }
     }
 
     #[test]
