@@ -22,15 +22,19 @@ pub fn totp(secret_b32: &str, unix: i64) -> String {
     format!("{:06}", binary % 1_000_000)
 }
 
-/// The same code from `oathtool` (Debian's `oathtool` package), when it is installed.
-pub fn oathtool(secret_b32: &str, unix: i64) -> Option<String> {
+/// The same code from `oathtool` (Debian's `oathtool` package, which `./scripts/test`
+/// installs): a missing or failing oathtool fails the test that asks.
+pub fn oathtool(secret_b32: &str, unix: i64) -> String {
     let out = std::process::Command::new("oathtool")
         .args(["--totp", "-b", secret_b32, "--now", &format!("@{unix}")])
         .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .expect("oathtool is installed (./scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[cfg(test)]

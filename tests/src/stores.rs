@@ -99,7 +99,9 @@ async fn recorded(
     kind: &str,
     keep: impl Fn(&serde_json::Value) -> bool,
 ) -> Vec<serde_json::Value> {
-    let data: serde_json::Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
+    let data: serde_json::Value = crate::http()
+        .get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .send()
         .await
         .unwrap()
         .json()

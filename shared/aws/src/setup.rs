@@ -6,7 +6,7 @@ use std::sync::Arc;
 use latchkey_core::config::{Config, Environment, KeySource};
 use latchkey_core::crypto::keys::{KeySet, KeySetFile};
 use latchkey_core::crypto::password::PasswordHasher;
-use latchkey_core::ports::{SystemClock, SystemRng};
+use latchkey_core::ports::SystemRng;
 use latchkey_core::{App, Deps};
 
 use crate::clients::AwsClients;
@@ -105,7 +105,7 @@ pub fn app(
         store: Arc::new(store),
         mailer: Arc::new(mailer),
         sms: Arc::new(sms),
-        clock: Arc::new(SystemClock),
+        clock: config.clock(),
         rng: Arc::new(SystemRng),
         keys: Arc::new(keys),
         config,

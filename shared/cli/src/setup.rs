@@ -6,7 +6,7 @@ use std::sync::Arc;
 use latchkey_core::config::{Config, StoreKind};
 use latchkey_core::crypto::keys::KeySet;
 use latchkey_core::crypto::password::PasswordHasher;
-use latchkey_core::ports::{Clock, SystemClock, SystemRng};
+use latchkey_core::ports::{Clock, SystemRng};
 use latchkey_core::{App, Deps};
 use latchkey_embedded::outbox::Outbox;
 use latchkey_embedded::store::SqliteStore;
@@ -94,7 +94,7 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
         .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
     let key_set = key_set(&data_dir, &config)?;
     let store = Arc::new(open_store(&data_dir).await?);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock: Arc<dyn Clock> = config.clock();
     let outbox = Arc::new(Outbox::new(data_dir.join("outbox.jsonl"), clock.clone()));
     let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
     let app = App::new(Deps {

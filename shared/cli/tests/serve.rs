@@ -29,6 +29,25 @@ struct Server {
     log: Arc<Mutex<String>>,
 }
 
+impl Server {
+    /// Waits until the server's log holds `needle` (its reader thread may lag behind the
+    /// process), or fails after ten seconds.
+    fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never logged {needle:?}: {log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -186,17 +205,11 @@ fn now() -> u64 {
 fn a_new_user_runs_the_readme_flow() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]);
-    let generated = server
-        .log
-        .lock()
-        .unwrap()
-        .matches("generated development keys")
-        .count();
+    let log = server.wait_for_log("latchkey listening on");
     assert_eq!(
-        generated,
+        log.matches("generated development keys").count(),
         1,
-        "one log line says development keys were generated: {}",
-        server.log.lock().unwrap()
+        "one log line says development keys were generated: {log}"
     );
 
     // The admin CLI writes to the store while the server runs.
@@ -335,17 +348,15 @@ fn a_new_user_runs_the_readme_flow() {
     );
     assert_eq!(status, 200, "{providers}");
 
-    // A restart keeps users, factors and keys.
+    // A restart keeps users, factors and keys. The start-up line comes after the keys were
+    // loaded, so once it is in the log, a key generation would be too.
     drop(server);
     let server = serve(dir.path(), &[]);
+    let log = server.wait_for_log("latchkey listening on");
     assert_eq!(
-        server
-            .log
-            .lock()
-            .unwrap()
-            .matches("generated development keys")
-            .count(),
-        0
+        log.matches("generated development keys").count(),
+        0,
+        "the restart reused the keys: {log}"
     );
     let (status, _) = call(
         &server,

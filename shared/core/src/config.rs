@@ -166,6 +166,11 @@ pub const DEPLOYMENT_SETTINGS: &[Setting] = &[
         doc: "Roots the functions' HTTPS client trusts: `amazon` (Amazon Trust Services, compiled in; AWS endpoints outside China) or `system`. Unset: `amazon`, or `system` when an `AWS_ENDPOINT_URL*` is set or the region is in China. The CLI always uses `system`.",
     },
     Setting {
+        name: "LATCHKEY_DEV_CLOCK",
+        default: "(unset)",
+        doc: "Development only: pins the clock of the server or function at this Unix time (tests of the functions use it instead of waiting). Refused with `LATCHKEY_ENV=production`.",
+    },
+    Setting {
         name: "LATCHKEY_LOG",
         default: "info",
         doc: "Log filter (`tracing` env-filter syntax). Logs are JSON on Lambda, text locally.",
@@ -224,6 +229,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The clock this process runs on: the system's, or in development a pinned one.
+    pub fn clock(&self) -> std::sync::Arc<dyn crate::ports::Clock> {
+        match self.deployment.pinned_clock {
+            Some(at) => std::sync::Arc::new(crate::ports::ManualClock::at(at)),
+            None => std::sync::Arc::new(crate::ports::SystemClock),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -280,6 +293,13 @@ impl Config {
         let ip_attempts = number(get("LATCHKEY_IP_ATTEMPTS"), 1, 1_000_000)?;
         let ip_window_secs = number(get("LATCHKEY_IP_WINDOW_SECONDS"), 1, 86_400)?;
         let deployment = Deployment::parse(&get, &lookup)?;
+        if environment == Environment::Production && deployment.pinned_clock.is_some() {
+            return Err(bad(
+                "LATCHKEY_DEV_CLOCK",
+                "(set)",
+                "a pinned clock is for development only; unset it in production",
+            ));
+        }
         let lockout = Budget {
             max_failures: lockout_failures,
             window_secs: None,
@@ -337,6 +357,7 @@ impl Config {
                 keys: None,
                 sms_sender_id: None,
                 trust_store: None,
+                pinned_clock: None,
                 log: "info".into(),
             },
             public_url: "http://127.0.0.1:8080".into(),
@@ -427,6 +448,8 @@ pub struct Deployment {
     pub sms_sender_id: Option<String>,
     /// `None`: chosen from the AWS settings (see `latchkey_aws::clients::TrustRoots`).
     pub trust_store: Option<TrustStore>,
+    /// Development only: the clock stands still at this Unix time.
+    pub pinned_clock: Option<i64>,
     pub log: String,
 }
 
@@ -510,6 +533,15 @@ impl Deployment {
                 ));
             }
         };
+        let pinned_clock = match set("LATCHKEY_DEV_CLOCK") {
+            None => None,
+            Some(v) => Some(
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|t| *t > 0)
+                    .ok_or_else(|| bad("LATCHKEY_DEV_CLOCK", &v, "expected Unix seconds"))?,
+            ),
+        };
         Ok(Deployment {
             addr,
             data_dir: PathBuf::from(get("LATCHKEY_DATA_DIR").1),
@@ -518,6 +550,7 @@ impl Deployment {
             keys,
             sms_sender_id,
             trust_store,
+            pinned_clock,
             log: get("LATCHKEY_LOG").1,
         })
     }
@@ -608,6 +641,19 @@ mod tests {
         assert!(matches!(&c.deployment.keys, Some(KeySource::Ssm(p)) if p == "/latchkey/keys"));
         assert_eq!(c.deployment.sms_sender_id.as_deref(), Some("MyShop"));
         assert_eq!(c.deployment.trust_store, Some(TrustStore::System));
+        assert_eq!(
+            with(&[("LATCHKEY_DEV_CLOCK", "1900000000")])
+                .unwrap()
+                .clock()
+                .now(),
+            1_900_000_000
+        );
+        let e = with(&[
+            ("LATCHKEY_DEV_CLOCK", "1900000000"),
+            ("LATCHKEY_ENV", "production"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_DEV_CLOCK", "never in production");
         let secret = with(&[("LATCHKEY_KEYS", "{\"secret\": 1}")]).unwrap();
         assert!(
             !format!("{secret:?}").contains("secret\": 1"),

@@ -208,7 +208,33 @@ mod tests {
     }
 
     #[test]
-    fn unknown_user_path_runs() {
-        cheap().verify_unknown_user("anything");
+    fn the_unknown_user_path_does_one_hash_of_the_configured_cost() {
+        // Counted: exactly one argon2 computation, like a verification.
+        let h = cheap();
+        let before = h.runs();
+        h.verify_unknown_user("anything");
+        assert_eq!(h.runs(), before + 1);
+        let phc = h.hash("pw", &SeededRng::new(6)).unwrap();
+        let before = h.runs();
+        assert!(!h.verify("other", &phc));
+        assert_eq!(h.runs(), before + 1, "a wrong password costs one as well");
+        // Of the configured cost, not a cheaper one: argon2's memory cost dominates, and the
+        // decoy hash is computed with this hasher's parameters (compare the PHC string of a hash
+        // with the decoy salt).
+        let decoy = h
+            .argon2()
+            .hash_password_customized(
+                b"anything",
+                &h.inner.dummy_salt,
+                None,
+                None,
+                h.inner.params.clone(),
+            )
+            .unwrap()
+            .to_string();
+        assert!(
+            decoy.starts_with("$argon2id$v=19$m=256,t=1,p=1$"),
+            "{decoy}"
+        );
     }
 }
