@@ -224,9 +224,10 @@ pub async fn rotate(
         }
         Location::Ssm(name) => {
             let client = latchkey_aws::clients::AwsClients::from_env().await.ssm;
-            let current = ssm::read(&client, name).await?;
+            let current = latchkey_aws::keys::read(&client, name).await?;
             let (before, after) = rotate(&current.json)?;
-            let version = ssm::write(&client, name, &after.to_json_pretty(), &current).await?;
+            let version =
+                latchkey_aws::keys::write(&client, name, &after.to_json_pretty(), &current).await?;
             (before, after, version)
         }
     };
@@ -330,90 +331,3 @@ fn rfc3339(unix: i64) -> String {
         .unwrap_or_else(|| unix.to_string())
 }
 
-/// The key set as an SSM SecureString: read decrypted, written back under the same KMS key.
-mod ssm {
-    use aws_sdk_ssm::error::DisplayErrorContext;
-    use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType};
-
-    pub struct Current {
-        pub json: String,
-        version: i64,
-        /// The KMS key of the parameter: written back under the same one (without it, SSM
-        /// would switch to the account's default key).
-        key_id: Option<String>,
-    }
-
-    pub async fn read(client: &aws_sdk_ssm::Client, name: &str) -> Result<Current, String> {
-        let out = client
-            .get_parameter()
-            .name(name)
-            .with_decryption(true)
-            .send()
-            .await
-            .map_err(|e| format!("reading SSM parameter {name}: {}", DisplayErrorContext(&e)))?;
-        let parameter = out
-            .parameter()
-            .ok_or_else(|| format!("SSM parameter {name} has no value"))?;
-        let json = parameter
-            .value()
-            .ok_or_else(|| format!("SSM parameter {name} has no value"))?
-            .to_owned();
-        let filter = ParameterStringFilter::builder()
-            .key("Name")
-            .option("Equals")
-            .values(name)
-            .build()
-            .map_err(|e| format!("describing SSM parameter {name}: {e}"))?;
-        let described = client
-            .describe_parameters()
-            .parameter_filters(filter)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "describing SSM parameter {name} (to keep its KMS key): {}",
-                    DisplayErrorContext(&e)
-                )
-            })?;
-        let key_id = described
-            .parameters()
-            .iter()
-            .find(|p| p.name() == Some(name))
-            .and_then(|p| p.key_id())
-            .map(str::to_owned);
-        Ok(Current {
-            json,
-            version: parameter.version(),
-            key_id,
-        })
-    }
-
-    /// Writes the rotated key set; returns a note for the operator.
-    pub async fn write(
-        client: &aws_sdk_ssm::Client,
-        name: &str,
-        json: &str,
-        current: &Current,
-    ) -> Result<String, String> {
-        let out = client
-            .put_parameter()
-            .name(name)
-            .value(json)
-            .r#type(ParameterType::SecureString)
-            .set_key_id(current.key_id.clone())
-            .overwrite(true)
-            .send()
-            .await
-            .map_err(|e| format!("writing SSM parameter {name}: {}", DisplayErrorContext(&e)))?;
-        let version = out.version();
-        Ok(if version == current.version.saturating_add(1) {
-            format!("SSM parameter {name} is now at version {version}\n")
-        } else {
-            format!(
-                "warning: SSM parameter {name} went from version {} to {version}: something else \
-                 wrote it meanwhile, and that write is lost; check the key set\n",
-                current.version
-            )
-        })
-    }
-}
