@@ -218,3 +218,19 @@ fn the_table_has_ttl_stream_and_point_in_time_recovery() {
         Some(true)
     );
 }
+
+/// One region (infra/REGIONS.md): replication would break every conditional write latchkey's
+/// rules rest on, so the template never declares a global table or replicas.
+#[test]
+fn the_table_is_single_region() {
+    let t = Template::load();
+    for (id, resource) in t.resources() {
+        assert_ne!(
+            resource["Type"].as_str(),
+            Some("AWS::DynamoDB::GlobalTable"),
+            "{id:?}: global tables break single use, budgets and revocation (infra/REGIONS.md)"
+        );
+    }
+    let p = &t.resource("Table")["Properties"];
+    assert!(p["Replicas"].is_null(), "no replicas (infra/REGIONS.md)");
+}
