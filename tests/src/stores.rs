@@ -27,7 +27,8 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, String, tempfile::TempDir) {
     (Arc::new(store), namespace(), dir)
 }
 
-/// The local AWS emulator `./scripts/test` starts (`moto_server`), as `LATCHKEY_TEST_AWS_ENDPOINT`.
+/// The local AWS emulator `./scripts/test` starts for DynamoDB and SSM (`moto_server`), as
+/// `LATCHKEY_TEST_AWS_ENDPOINT`.
 pub fn aws_endpoint() -> String {
     std::env::var("LATCHKEY_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
         panic!(
@@ -36,24 +37,53 @@ pub fn aws_endpoint() -> String {
     })
 }
 
-/// AWS clients pointed at the emulator, with dummy credentials and a fixed region, and no SDK
+/// The emulator `./scripts/test` starts for SES and SNS (`LATCHKEY_TEST_MAIL_ENDPOINT`; the
+/// DynamoDB one when unset). A second emulator, because reading what was sent means moto's
+/// `/moto-api/data.json`, which serialises every model of its process — every table and item of
+/// the whole run — one request at a time: on the DynamoDB emulator that read stalls every
+/// DynamoDB call queued behind it for seconds.
+pub fn mail_endpoint() -> String {
+    std::env::var("LATCHKEY_TEST_MAIL_ENDPOINT").unwrap_or_else(|_| aws_endpoint())
+}
+
+/// The environment that points the AWS SDK of a function or of the CLI at the emulators.
+pub fn aws_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", aws_endpoint()),
+        ("AWS_ENDPOINT_URL_SESV2", mail_endpoint()),
+        ("AWS_ENDPOINT_URL_SNS", mail_endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// AWS clients pointed at the emulators, with dummy credentials and a fixed region, and no SDK
 /// retries: the emulator handles one request at a time, so under a test's load a request may
 /// wait in its queue past the SDK's attempt timeout, and a retried conditional `ADD` that had in
 /// fact been applied would count twice — which DynamoDB's own idempotency rules do not let
 /// happen in production, but would make a race test lie. One attempt, with time to wait.
 pub async fn aws_clients() -> latchkey_aws::clients::AwsClients {
-    let config = configure(latchkey_aws::clients::base_config(), &aws_endpoint())
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(60))
-                .operation_timeout(std::time::Duration::from_secs(60))
-                .build(),
-        )
-        .load()
-        .await;
-    latchkey_aws::clients::AwsClients::from_config(&config)
+    let at = |endpoint: String| async move {
+        configure(latchkey_aws::clients::base_config(), &endpoint)
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(std::time::Duration::from_secs(5))
+                    .operation_attempt_timeout(std::time::Duration::from_secs(60))
+                    .operation_timeout(std::time::Duration::from_secs(60))
+                    .build(),
+            )
+            .load()
+            .await
+    };
+    let (aws, mail) = (at(aws_endpoint()).await, at(mail_endpoint()).await);
+    latchkey_aws::clients::AwsClients {
+        dynamodb: aws_sdk_dynamodb::Client::new(&aws),
+        ssm: aws_sdk_ssm::Client::new(&aws),
+        sesv2: aws_sdk_sesv2::Client::new(&mail),
+        sns: aws_sdk_sns::Client::new(&mail),
+    }
 }
 
 /// AWS clients, configured as the functions configure theirs (retries and timeouts included),
@@ -100,7 +130,7 @@ async fn recorded(
     keep: impl Fn(&serde_json::Value) -> bool,
 ) -> Vec<serde_json::Value> {
     let data: serde_json::Value = crate::http()
-        .get(format!("{}/moto-api/data.json", aws_endpoint()))
+        .get(format!("{}/moto-api/data.json", mail_endpoint()))
         .send()
         .await
         .unwrap()

@@ -17,7 +17,7 @@ use latchkey_core::routes;
 use latchkey_tests::free_port;
 use latchkey_tests::independent::pyjwt_verify_magento;
 use latchkey_tests::otp;
-use latchkey_tests::stores::{aws_endpoint, namespace, ses_sent_to, verify_ses_sender};
+use latchkey_tests::stores::{aws_env, namespace, ses_sent_to, verify_ses_sender};
 use serde_json::{Value, json};
 
 const MAIL_FROM: &str = "latchkey@example.com";
@@ -52,17 +52,16 @@ impl Stack {
         Self {
             dir,
             table: format!("latchkey-lambda-{}", namespace()),
-            // Mid-step of the current TOTP step: the next step's code is within the ±1 window.
-            clock: now() - now() % 30 + 15,
+            // Mid-step of the TOTP step before the current one (in the past, so that PyJWT
+            // does not see a token issued in the future): the next step's code is within the
+            // ±1 window of it.
+            clock: now() - now() % 30 - 15,
         }
     }
 
     fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("AWS_ENDPOINT_URL", aws_endpoint()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
+        let mut env = aws_env();
+        env.extend([
             ("LATCHKEY_ENV", "development".into()),
             ("LATCHKEY_TABLE", self.table.clone()),
             ("LATCHKEY_MAIL_FROM", MAIL_FROM.into()),
@@ -72,7 +71,8 @@ impl Stack {
                 "LATCHKEY_KEYS_FILE",
                 self.dir.path().join("keys.json").display().to_string(),
             ),
-        ]
+        ]);
+        env
     }
 
     fn keys(&self) -> Value {

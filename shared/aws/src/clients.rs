@@ -14,6 +14,18 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider:
 /// Attempts per call, first one included, with exponential backoff and jitter between them.
 pub const MAX_ATTEMPTS: u32 = 4;
 
+/// Timeouts of a function's DynamoDB calls, sized to fit a request in the function's timeout
+/// (10 s in `template.yaml`): DynamoDB answers in milliseconds, so an attempt that takes a
+/// second is a lost one; three attempts fit in 3 s, and a request's few sequential calls fit in
+/// the function's time even when every one of them needs its retries. What runs out answers a
+/// retryable 503 (see `lambda::handle_event`'s deadline).
+pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DYNAMODB_MAX_ATTEMPTS: u32 = 3;
+/// Timeouts of a function's SES and SNS calls: slower services, one call per request at most.
+pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DELIVERY_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -50,8 +62,43 @@ impl AwsClients {
                     .build_https(),
             ),
         };
-        Ok(Self::from_config(&loader.load().await))
+        let config = loader.load().await;
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
+            .timeout_config(timeouts(
+                DYNAMODB_ATTEMPT_TIMEOUT,
+                DYNAMODB_OPERATION_TIMEOUT,
+            ))
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(DYNAMODB_MAX_ATTEMPTS)
+                    .with_initial_backoff(Duration::from_millis(25))
+                    .with_max_backoff(Duration::from_millis(250)),
+            )
+            .build();
+        let delivery = timeouts(DELIVERY_ATTEMPT_TIMEOUT, DELIVERY_OPERATION_TIMEOUT);
+        Ok(Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
+            sesv2: aws_sdk_sesv2::Client::from_conf(
+                aws_sdk_sesv2::config::Builder::from(&config)
+                    .timeout_config(delivery.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(&config)
+                    .timeout_config(delivery)
+                    .build(),
+            ),
+            ssm: aws_sdk_ssm::Client::new(&config),
+        })
     }
+}
+
+fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(attempt)
+        .operation_timeout(operation)
+        .build()
 }
 
 /// Amazon Trust Services' roots (Amazon Root CA 1-4 and the Starfield Services Root G2 that

@@ -8,6 +8,7 @@
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -58,21 +59,50 @@ pub async fn run(route_name: &'static str) -> Result<(), Error> {
     let app = Arc::new(app);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let app = app.clone();
-        async move { Ok::<_, Infallible>(handle_event(&app, route, event.payload).await) }
+        let time_left = time_left(event.context.deadline);
+        async move {
+            Ok::<_, Infallible>(handle_event(&app, route, event.payload, time_left).await)
+        }
     }))
     .await
 }
 
-/// Answers one raw Lambda event for `route`.
+/// What is left of the invocation's time (its deadline, Unix milliseconds), less a margin to
+/// answer in: a request that runs out answers a retryable 503 in its dialect, instead of Lambda
+/// cutting it off without an answer.
+#[allow(clippy::disallowed_methods)] // the runtime's deadline is wall-clock time, not a rule's
+fn time_left(deadline_ms: u64) -> Option<Duration> {
+    const MARGIN: Duration = Duration::from_millis(300);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Duration::from_millis(deadline_ms)
+        .checked_sub(now)?
+        .checked_sub(MARGIN)
+}
+
+/// Answers one raw Lambda event for `route`, within `time_left` if given.
 pub async fn handle_event(
     app: &App,
     route: &'static Route,
     payload: serde_json::Value,
+    time_left: Option<Duration>,
 ) -> ApiGatewayV2httpResponse {
     let Some(request) = parse_event(payload) else {
         return to_event(latchkey_core::dialects::bad_event(route.dialect));
     };
-    to_event(app.handle_route(route, request).await)
+    let answer = app.handle_route(route, request);
+    let response = match time_left {
+        Some(left) => match tokio::time::timeout(left, answer).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::warn!(route = route.name, "request ran out of the function's time");
+                route.dialect.unavailable()
+            }
+        },
+        None => answer.await,
+    };
+    to_event(response)
 }
 
 /// An HTTP API v2 event as the core's request, with the caller's IP; `None` if it is not one.
@@ -117,4 +147,106 @@ pub fn to_event(response: web::Response) -> ApiGatewayV2httpResponse {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use latchkey_core::config::Config;
+    use latchkey_core::crypto::keys::{KeySet, KeySetFile};
+    use latchkey_core::crypto::password::PasswordHasher;
+    use latchkey_core::ports::{ManualClock, RecordingOutbox, SeededRng};
+    use latchkey_core::store::{Cond, Item, Key, Store, StoreError, TxOp, Update};
+    use latchkey_core::{App, Deps};
+
+    use super::*;
+
+    /// A store that never answers, as a DynamoDB that keeps timing out would not.
+    struct Stalled;
+
+    #[async_trait]
+    impl Store for Stalled {
+        async fn get(&self, _: &Key, _: i64) -> Result<Option<Item>, StoreError> {
+            std::future::pending().await
+        }
+        async fn get_many(&self, _: &[Key], _: i64) -> Result<Vec<Option<Item>>, StoreError> {
+            std::future::pending().await
+        }
+        async fn put(&self, _: Item, _: Cond, _: i64) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+        async fn update(&self, _: &Key, _: Update, _: Cond, _: i64) -> Result<Item, StoreError> {
+            std::future::pending().await
+        }
+        async fn delete(&self, _: &Key, _: Cond, _: i64) -> Result<Option<Item>, StoreError> {
+            std::future::pending().await
+        }
+        async fn query(&self, _: &str, _: &str, _: usize, _: i64) -> Result<Vec<Item>, StoreError> {
+            std::future::pending().await
+        }
+        async fn scan_sk(&self, _: &str, _: usize, _: i64) -> Result<Vec<Item>, StoreError> {
+            std::future::pending().await
+        }
+        async fn transact(&self, _: Vec<TxOp>, _: i64) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_runs_out_of_time_answers_a_retryable_503_in_its_dialect() {
+        let outbox = Arc::new(RecordingOutbox::default());
+        let rng = SeededRng::new(1);
+        let app = App::new(Deps {
+            store: Arc::new(Stalled),
+            mailer: outbox.clone(),
+            sms: outbox,
+            clock: Arc::new(ManualClock::at(1_900_000_000)),
+            rng: Arc::new(SeededRng::new(2)),
+            keys: Arc::new(KeySet::from_file(&KeySetFile::test_fixture()).unwrap()),
+            config: Config::default(),
+            hasher: PasswordHasher::with_params(256, 1, 1, &rng).unwrap(),
+        });
+        let route = routes::by_name("magento-customer-token").unwrap();
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "POST /rest/V1/integration/customer/token",
+            "rawPath": "/rest/V1/integration/customer/token",
+            "rawQueryString": "",
+            "headers": {"content-type": "application/json"},
+            "requestContext": {
+                "http": {"method": "POST", "path": "/rest/V1/integration/customer/token",
+                         "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "test"},
+                "requestId": "r", "routeKey": "$default", "stage": "$default",
+                "time": "27/Nov/2026:00:00:00 +0000", "timeEpoch": 0,
+                "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d"
+            },
+            "body": "{\"username\":\"a\",\"password\":\"b\"}",
+            "isBase64Encoded": false
+        });
+        let answer = handle_event(&app, route, event, Some(Duration::from_millis(50))).await;
+        assert_eq!(answer.status_code, 503);
+        let body = match answer.body {
+            Some(Body::Text(text)) => text,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            body,
+            r#"{"message":"The service is temporarily unavailable. Please try again later."}"#
+        );
+    }
+
+    #[test]
+    fn the_time_left_keeps_a_margin_and_is_none_past_the_deadline() {
+        assert_eq!(time_left(0), None);
+        assert_eq!(time_left(1), None);
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = time_left(now + 10_000).unwrap();
+        assert!(left <= Duration::from_millis(9_700) && left > Duration::from_millis(9_000));
+    }
 }

@@ -98,3 +98,14 @@ pub fn too_large() -> Response {
 pub fn bad_request(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", message)
 }
+
+pub fn unavailable() -> Response {
+    let mut res = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "The service is temporarily unavailable. Please try again later.",
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}

@@ -68,6 +68,14 @@ impl Dialect {
         }
     }
 
+    /// The service cannot answer in time (a store or delivery that stays busy): try again.
+    pub fn unavailable(self) -> Response {
+        match self {
+            Dialect::Core => core::unavailable(),
+            Dialect::Magento => magento::unavailable(),
+        }
+    }
+
     /// A request that is not one at all (e.g. a Lambda event that is not an HTTP request).
     pub fn bad_request(self, why: &'static str) -> Response {
         match self {

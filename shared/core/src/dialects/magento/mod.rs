@@ -229,6 +229,11 @@ pub fn too_large() -> Response {
     MagentoError::too_large().into_response()
 }
 
+pub fn unavailable() -> Response {
+    use crate::routes::IntoResponse;
+    MagentoError::new(StatusCode::SERVICE_UNAVAILABLE, errors::BUSY).into_response()
+}
+
 pub fn bad_request(why: &str) -> Response {
     use crate::routes::IntoResponse;
     MagentoError::new(StatusCode::BAD_REQUEST, why).into_response()
