@@ -18,7 +18,7 @@ use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::crypto::totp::TotpSecret;
 use latchkey_core::identity::accounts::{self, NewUser};
 use latchkey_core::identity::users::{Role, User};
-use latchkey_core::ports::{ManualClock, RecordingOutbox, SeededRng};
+use latchkey_core::ports::{ManualClock, RecordingOutbox, RecordingQueue, SeededRng};
 use latchkey_core::store::{MemoryStore, Store};
 use latchkey_core::web::ClientIp;
 use latchkey_core::{App, Deps};
@@ -43,6 +43,8 @@ pub struct TestApp {
     pub app: App,
     pub clock: Arc<ManualClock>,
     pub outbox: Arc<RecordingOutbox>,
+    /// Requests to email login links, until a test runs the mailer on them.
+    pub link_queue: Arc<RecordingQueue>,
     pub store: Arc<dyn Store>,
     pub key_file: KeySetFile,
     pub backend: Backend,
@@ -118,12 +120,14 @@ impl TestApp {
         let keys = KeySet::from_file(&key_file).expect("key set");
         let clock = Arc::new(ManualClock::at(T0));
         let outbox = Arc::new(RecordingOutbox::default());
+        let link_queue = Arc::new(RecordingQueue::default());
         // Cheap argon2id parameters: the flows, not the cost, are under test here.
         let hasher = PasswordHasher::with_params(256, 1, 1, rng.as_ref()).expect("hasher");
         let app = App::new(Deps {
             store: store.clone(),
             mailer: outbox.clone(),
             sms: outbox.clone(),
+            link_queue: link_queue.clone(),
             clock: clock.clone(),
             rng,
             keys: Arc::new(keys),
@@ -134,6 +138,7 @@ impl TestApp {
             app,
             clock,
             outbox,
+            link_queue,
             store,
             key_file,
             backend: Backend::Memory,
@@ -249,6 +254,20 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         self.call(Method::GET, path, None, bearer).await
+    }
+
+    /// Runs the link mailer on every mail request stored since the last run, as the table's
+    /// stream (or the local server) would; how many it sent.
+    pub async fn run_link_mailer(&self) -> usize {
+        let mut sent = 0;
+        for key in self.link_queue.take() {
+            if latchkey_core::link_mailer::deliver(&self.app, &key).await.expect("deliver")
+                == latchkey_core::identity::links::Delivered::Sent
+            {
+                sent += 1;
+            }
+        }
+        sent
     }
 
     /// The newest email to `to`.

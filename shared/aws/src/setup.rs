@@ -6,7 +6,7 @@ use std::sync::Arc;
 use latchkey_core::config::{Config, Environment, KeySource};
 use latchkey_core::crypto::keys::{KeySet, KeySetFile};
 use latchkey_core::crypto::password::PasswordHasher;
-use latchkey_core::ports::SystemRng;
+use latchkey_core::ports::{StreamQueue, SystemRng};
 use latchkey_core::{App, Deps};
 
 use crate::clients::AwsClients;
@@ -105,6 +105,8 @@ pub fn app(
         store: Arc::new(store),
         mailer: Arc::new(mailer),
         sms: Arc::new(sms),
+        // The table's stream hands every stored mail request to the `link-mailer` function.
+        link_queue: Arc::new(StreamQueue),
         clock: config.clock(),
         rng: Arc::new(SystemRng),
         keys: Arc::new(keys),

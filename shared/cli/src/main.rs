@@ -88,19 +88,17 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve { addr } => {
-                let local = setup::local(&cli.store).await?;
+                let config = setup::config()?;
                 let addr = match addr {
                     Some(addr) => addr,
                     // Checked when the settings were parsed.
-                    None => local
-                        .app
-                        .config
+                    None => config
                         .deployment
                         .addr
                         .parse()
                         .map_err(|e| format!("LATCHKEY_ADDR: {e}"))?,
                 };
-                serve::run(local, addr).await
+                serve::run(setup::serving(&cli.store, config, addr).await?, addr).await
             }
             Command::User(cmd) => admin::user(&cli.store, cmd).await,
             Command::Integration(cmd) => admin::integration(&cli.store, cmd).await,

@@ -14,11 +14,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use latchkey_core::App;
 use latchkey_core::config::Environment;
+use latchkey_core::identity::links;
+use latchkey_core::link_mailer;
+use latchkey_core::store::Key;
 use latchkey_core::ports::Clock;
 use latchkey_core::web::{self, ClientIp};
 use latchkey_embedded::outbox::{self, Outbox};
 use latchkey_embedded::store::SqliteStore;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
 use crate::setup::Local;
 
@@ -45,6 +49,9 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
     }
     if let Some(store) = local.sqlite {
         spawn_sweeper(store, local.app.clock.clone());
+    }
+    if let Some(requests) = local.mail_requests {
+        spawn_link_mailer(local.app.clone(), requests);
     }
     let server = Arc::new(Server {
         app: local.app,
@@ -131,6 +138,49 @@ fn spawn_sweeper(store: Arc<SqliteStore>, clock: Arc<dyn Clock>) {
             }
         }
     });
+}
+
+/// The link mailer, in-process: what the `link-mailer` function does on AWS. Each stored
+/// request is sent as soon as it is queued (so the link is in the outbox within a second);
+/// failed sends are retried with backoff (1, 2, 4, 8 s) until the mailer gives up on them, and a
+/// sweep every 5 seconds picks up requests stored while no server ran (by the CLI, or before a
+/// restart).
+fn spawn_link_mailer(app: App, mut requests: mpsc::UnboundedReceiver<Key>) {
+    let sweeper = app.clone();
+    tokio::spawn(async move {
+        while let Some(key) = requests.recv().await {
+            let app = app.clone();
+            tokio::spawn(async move { deliver_with_backoff(&app, &key).await });
+        }
+    });
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            match sweeper.links().pending(100).await {
+                Ok(keys) => {
+                    for key in keys {
+                        deliver_with_backoff(&sweeper, &key).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "sweeping login link emails failed"),
+            }
+        }
+    });
+}
+
+async fn deliver_with_backoff(app: &App, key: &Key) {
+    let mut wait = Duration::from_secs(1);
+    for _ in 0..links::MAILER_MAX_TRIES {
+        match link_mailer::deliver(app, key).await {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "login link email not sent yet; retrying");
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2);
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,12 +1,15 @@
 //! Building the application for the command line: settings, keys, store, outbox.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use latchkey_core::config::{Config, StoreKind};
 use latchkey_core::crypto::keys::KeySet;
 use latchkey_core::crypto::password::PasswordHasher;
-use latchkey_core::ports::{Clock, SystemRng};
+use latchkey_core::ports::{Clock, LinkQueue, SystemRng};
+use latchkey_core::store::Key;
+use tokio::sync::mpsc;
 use latchkey_core::{App, Deps};
 use latchkey_embedded::outbox::Outbox;
 use latchkey_embedded::store::SqliteStore;
@@ -51,6 +54,33 @@ pub struct Local {
     pub outbox: Option<Arc<Outbox>>,
     /// Where the data is, for the start-up line.
     pub location: String,
+    /// Requests to email login links, for the server's in-process mailer (embedded store only:
+    /// on DynamoDB the table's stream feeds the `link-mailer` function).
+    pub mail_requests: Option<mpsc::UnboundedReceiver<Key>>,
+}
+
+/// Tells the local server's mailer of each stored request.
+struct ChannelQueue(mpsc::UnboundedSender<Key>);
+
+impl LinkQueue for ChannelQueue {
+    fn requested(&self, key: &Key) {
+        // The receiver lives as long as the server; an admin command has none, and its
+        // requests wait for the server's sweep.
+        let _ = self.0.send(key.clone());
+    }
+}
+
+/// The application for `latchkey serve` on `addr`: links and emailed instructions point at
+/// `http://<addr>` unless `LATCHKEY_PUBLIC_URL` says otherwise.
+pub async fn serving(
+    args: &StoreArgs,
+    mut config: Config,
+    addr: SocketAddr,
+) -> Result<Local, String> {
+    if !config.public_url_set {
+        config.public_url = format!("http://{addr}");
+    }
+    local_with(args, config).await
 }
 
 /// The store flags with the settings filled in.
@@ -85,6 +115,10 @@ pub fn config() -> Result<Config, String> {
 
 pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     let config = config()?;
+    local_with(args, config).await
+}
+
+async fn local_with(args: &StoreArgs, config: Config) -> Result<Local, String> {
     let args = &args.resolve(&config);
     if args.store == StoreKind::Dynamodb {
         return on_dynamodb(args, config).await;
@@ -97,10 +131,12 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     let clock: Arc<dyn Clock> = config.clock();
     let outbox = Arc::new(Outbox::new(data_dir.join("outbox.jsonl"), clock.clone()));
     let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
+    let (queue, mail_requests) = mpsc::unbounded_channel();
     let app = App::new(Deps {
         store: store.clone(),
         mailer: outbox.clone(),
         sms: outbox.clone(),
+        link_queue: Arc::new(ChannelQueue(queue)),
         clock,
         rng: Arc::new(SystemRng),
         keys: Arc::new(key_set),
@@ -112,6 +148,7 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
         sqlite: Some(store),
         outbox: Some(outbox),
         location: format!("embedded store in {}", data_dir.display()),
+        mail_requests: Some(mail_requests),
     })
 }
 
@@ -168,6 +205,7 @@ async fn on_dynamodb(args: &Resolved, config: Config) -> Result<Local, String> {
         sqlite: None,
         outbox: None,
         location,
+        mail_requests: None,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::dialects::Dialect;
 use crate::identity::Db;
 use crate::identity::signin::{Policy, SignIn};
-use crate::ports::{Clock, Mailer, Rng, SmsSender};
+use crate::ports::{Clock, LinkQueue, Mailer, Rng, SmsSender};
 use crate::routes::{self, Call, Lookup, Route};
 use crate::store::Store;
 use crate::web::{Request, Response};
@@ -21,6 +21,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
     pub sms: Arc<dyn SmsSender>,
+    /// Told of every stored request to email a login link (see [`LinkQueue`]).
+    pub link_queue: Arc<dyn LinkQueue>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub keys: Arc<KeySet>,
@@ -71,6 +73,22 @@ impl App {
             mailer: self.mailer.as_ref(),
             sms: self.sms.as_ref(),
         }
+    }
+
+    /// Login links: store, clock, randomness, the pepper and sealer of their tokens.
+    pub fn links(&self) -> crate::identity::links::Links<'_> {
+        crate::identity::links::Links {
+            db: self.db(),
+            rng: self.rng.as_ref(),
+            pepper: self.keys.pepper(),
+            sealer: &self.keys.sealer,
+            queue: self.link_queue.as_ref(),
+        }
+    }
+
+    /// The email and text templates, with the deployment's overrides.
+    pub fn templates(&self) -> crate::templates::Templates<'_> {
+        crate::templates::Templates::new(self.config.templates_dir.as_deref())
     }
 
     /// Sign-in under a dialect's policy.

@@ -19,6 +19,8 @@ pub enum Event {
     UserChanged,
     IntegrationCreated,
     IntegrationDeleted,
+    LinkIssued,
+    LinkRequested,
 }
 
 impl Event {
@@ -37,6 +39,8 @@ impl Event {
             Event::UserChanged => "user_changed",
             Event::IntegrationCreated => "integration_created",
             Event::IntegrationDeleted => "integration_deleted",
+            Event::LinkIssued => "link_issued",
+            Event::LinkRequested => "link_requested",
         }
     }
 }

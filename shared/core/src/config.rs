@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use crate::crypto::SecretString;
 
 use crate::identity::limits::Window;
+use crate::stores::Stores;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
 
@@ -116,6 +117,56 @@ pub const SETTINGS: &[Setting] = &[
         default: "default",
         doc: "Store codes accepted in `/rest/<store_code>/V1/` (comma separated; `all` is always accepted).",
     },
+    Setting {
+        name: "LATCHKEY_STORES",
+        default: r#"[{"id":1}]"#,
+        doc: "Store views as a JSON list: `id` (the `storeId` of requests), and optionally `code`, `name` (emails sign with it; default `Default Store View`), `website_id` (1), `locale` (`en_US`), `base_url` (links point there; default the public URL), `landing_url` (where a signed-in customer goes without `next`; default the base URL) and `redirect_origins` (origins besides the base URL's that `next` may point at).",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_EXPIRY_MINUTES",
+        default: "15",
+        doc: "Lifetime of login links sent by `POST /rest/V1/otp/send`.",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_MAX_EXPIRY_MINUTES",
+        default: "60",
+        doc: "Longest lifetime a login link may be given (`expiry` of `otp/createToken` is capped to it).",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_PATHS",
+        default: "customer/otp/auth",
+        doc: "Paths `otp/createUrl` may build links on (comma separated).",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_MAIL_ON_CREATE_URL",
+        default: "on",
+        doc: "`on`: `otp/createUrl` also emails the link to the customer (once per token). `off`: the caller delivers the link itself.",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_SENDS_PER_EMAIL",
+        default: "3",
+        doc: "Login links `otp/send` emails to one address per window.",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_SENDS_PER_IP",
+        default: "10",
+        doc: "Login links one client IP may ask `otp/send` for per window.",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_SENDS_PER_STORE",
+        default: "500",
+        doc: "Login links `otp/send` emails for one store per window.",
+    },
+    Setting {
+        name: "LATCHKEY_LINK_SEND_WINDOW_MINUTES",
+        default: "15",
+        doc: "Length of the windows of the three limits above.",
+    },
+    Setting {
+        name: "LATCHKEY_TEMPLATES_DIR",
+        default: "(built-in)",
+        doc: "Directory of email templates overriding the built-in ones, read on every send (no rebuild or restart): `[<store code>/][<locale>/]<template>.{subject,txt,html}`, most specific first.",
+    },
 ];
 
 /// Settings read outside the core: by the `latchkey` binary and by the Lambda glue.
@@ -207,6 +258,25 @@ pub struct Config {
     pub ip_window_secs: i64,
     pub max_body_bytes: usize,
     pub magento: MagentoConfig,
+    /// Whether `LATCHKEY_PUBLIC_URL` was set: `latchkey serve` defaults it to the address it
+    /// listens on otherwise.
+    pub public_url_set: bool,
+    pub stores: Stores,
+    pub links: LinkConfig,
+    /// Templates overriding the built-in ones.
+    pub templates_dir: Option<std::path::PathBuf>,
+}
+
+/// Login links (the magic-link dialect).
+#[derive(Clone, Debug)]
+pub struct LinkConfig {
+    pub default_secs: i64,
+    pub max_secs: i64,
+    pub paths: Vec<String>,
+    pub mail_on_create_url: bool,
+    pub per_email: Window,
+    pub per_ip: Window,
+    pub per_store: Window,
 }
 
 #[derive(Clone, Debug)]
@@ -305,7 +375,43 @@ impl Config {
             window_secs: None,
             block_secs: lockout_secs,
         };
+        let public_url_set = lookup("LATCHKEY_PUBLIC_URL").is_some_and(|v| !v.trim().is_empty());
+        let stores = Stores::parse(&get("LATCHKEY_STORES").1)
+            .map_err(|e| bad("LATCHKEY_STORES", "…", &e))?;
+        let link_window = minutes(get("LATCHKEY_LINK_SEND_WINDOW_MINUTES"), 1, 60 * 24)?;
+        let window = |setting| -> Result<Window, ConfigError> {
+            Ok(Window {
+                limit: number(setting, 1, 1_000_000)?,
+                secs: link_window,
+            })
+        };
+        let links = LinkConfig {
+            default_secs: minutes(get("LATCHKEY_LINK_EXPIRY_MINUTES"), 1, 60 * 24 * 7)?,
+            max_secs: minutes(get("LATCHKEY_LINK_MAX_EXPIRY_MINUTES"), 1, 60 * 24 * 7)?,
+            paths: get("LATCHKEY_LINK_PATHS")
+                .1
+                .split(',')
+                .map(|p| p.trim().trim_matches('/').to_owned())
+                .filter(|p| !p.is_empty())
+                .collect(),
+            mail_on_create_url: match get("LATCHKEY_LINK_MAIL_ON_CREATE_URL") {
+                (_, v) if v == "on" => true,
+                (_, v) if v == "off" => false,
+                (name, v) => return Err(bad(name, &v, "expected `on` or `off`")),
+            },
+            per_email: window(get("LATCHKEY_LINK_SENDS_PER_EMAIL"))?,
+            per_ip: window(get("LATCHKEY_LINK_SENDS_PER_IP"))?,
+            per_store: window(get("LATCHKEY_LINK_SENDS_PER_STORE"))?,
+        };
+        let templates_dir = match get("LATCHKEY_TEMPLATES_DIR").1 {
+            v if v == "(built-in)" => None,
+            v => Some(std::path::PathBuf::from(v)),
+        };
         Ok(Config {
+            public_url_set,
+            stores,
+            links,
+            templates_dir,
             environment,
             deployment,
             public_url,
@@ -348,6 +454,24 @@ impl Config {
     /// Hard-coded defaults, only reachable if the defaults table itself failed to parse.
     fn fallback() -> Self {
         Config {
+            public_url_set: false,
+            stores: Stores::single_default(),
+            links: LinkConfig {
+                default_secs: 900,
+                max_secs: 3600,
+                paths: vec!["customer/otp/auth".into()],
+                mail_on_create_url: true,
+                per_email: Window { limit: 3, secs: 900 },
+                per_ip: Window {
+                    limit: 10,
+                    secs: 900,
+                },
+                per_store: Window {
+                    limit: 500,
+                    secs: 900,
+                },
+            },
+            templates_dir: None,
             environment: Environment::Development,
             deployment: Deployment {
                 addr: "127.0.0.1:8080".into(),
@@ -605,6 +729,38 @@ mod tests {
         assert_eq!(c.magento.tfa, MagentoTfa::Required);
         assert!(c.magento.store_codes.contains("default"));
         assert!(c.magento.store_codes.contains("all"));
+        assert!(!c.public_url_set);
+        assert_eq!(c.stores.get(1).map(|s| s.code.as_str()), Some("default"));
+        assert_eq!(c.links.default_secs, 15 * 60);
+        assert_eq!(c.links.max_secs, 60 * 60);
+        assert_eq!(c.links.paths, ["customer/otp/auth"]);
+        assert!(c.links.mail_on_create_url);
+        assert_eq!(c.links.per_email, Window { limit: 3, secs: 900 });
+        assert_eq!(c.templates_dir, None);
+    }
+
+    #[test]
+    fn link_settings_parse_and_refuse() {
+        let c = with(&[
+            ("LATCHKEY_PUBLIC_URL", "https://auth.example.com"),
+            ("LATCHKEY_STORES", r#"[{"id":1},{"id":2,"locale":"de_DE"}]"#),
+            ("LATCHKEY_LINK_PATHS", "/customer/otp/auth/, other/path"),
+            ("LATCHKEY_LINK_MAIL_ON_CREATE_URL", "off"),
+            ("LATCHKEY_TEMPLATES_DIR", "/etc/latchkey/templates"),
+        ])
+        .unwrap();
+        assert!(c.public_url_set);
+        assert_eq!(c.stores.get(2).map(|s| s.locale.as_str()), Some("de_DE"));
+        assert_eq!(c.links.paths, ["customer/otp/auth", "other/path"]);
+        assert!(!c.links.mail_on_create_url);
+        assert!(c.templates_dir.is_some());
+        for (name, value) in [
+            ("LATCHKEY_STORES", "[]"),
+            ("LATCHKEY_LINK_MAIL_ON_CREATE_URL", "yes"),
+            ("LATCHKEY_LINK_SENDS_PER_IP", "0"),
+        ] {
+            assert_eq!(with(&[(name, value)]).unwrap_err().name, name);
+        }
     }
 
     #[test]

@@ -12,10 +12,13 @@ pub mod config;
 pub mod crypto;
 pub mod dialects;
 pub mod identity;
+pub mod link_mailer;
 pub mod ports;
 pub mod records;
 pub mod routes;
 pub mod store;
+pub mod stores;
+pub mod templates;
 pub mod web;
 
 pub use app::{App, Deps};

@@ -192,6 +192,44 @@ pub trait SmsSender: Send + Sync {
     async fn send_sms(&self, sms: &Sms) -> Result<(), SendError>;
 }
 
+/// Where a request to email a login link goes once it is stored. On AWS nothing needs telling:
+/// the table's stream hands the stored request to the `link-mailer` function. The local server
+/// runs the same mailer in-process and is told here, so the link is in the outbox at once.
+pub trait LinkQueue: Send + Sync {
+    /// The mail request at `key` was stored.
+    fn requested(&self, key: &crate::store::Key);
+}
+
+/// The queue of a deployment whose table stream feeds the mailer (nothing to do).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamQueue;
+
+impl LinkQueue for StreamQueue {
+    fn requested(&self, _: &crate::store::Key) {}
+}
+
+/// A queue that keeps the requests, for tests to hand to the mailer when they choose.
+#[derive(Debug, Default)]
+pub struct RecordingQueue(Mutex<Vec<crate::store::Key>>);
+
+impl RecordingQueue {
+    /// The requests queued since the last call.
+    pub fn take(&self) -> Vec<crate::store::Key> {
+        self.0
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+}
+
+impl LinkQueue for RecordingQueue {
+    fn requested(&self, key: &crate::store::Key) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(key.clone());
+        }
+    }
+}
+
 /// A mailer and SMS sender that keep what they were given, for tests.
 #[derive(Debug, Default)]
 pub struct RecordingOutbox {

@@ -9,6 +9,7 @@ use super::{CryptoError, SecretString};
 use crate::ports::{Rng, RngExt};
 
 const ALNUM: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+const ALNUM62: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// A uniformly random code of `digits` decimal digits (1..=10), leading zeros kept.
 pub fn numeric_code(rng: &dyn Rng, digits: u32) -> Result<SecretString, CryptoError> {
@@ -32,6 +33,21 @@ pub fn alnum_token(rng: &dyn Rng, len: usize) -> Result<SecretString, CryptoErro
             .get(usize::try_from(i).unwrap_or(0))
             .copied()
             .unwrap_or(b'a');
+        out.push(char::from(c));
+    }
+    Ok(SecretString::new(out))
+}
+
+/// A random token of `len` characters from `[A-Za-z0-9]` (the login-link token alphabet of
+/// Magento's magic-link modules); 32 characters carry 190 bits.
+pub fn mixed_alnum_token(rng: &dyn Rng, len: usize) -> Result<SecretString, CryptoError> {
+    let mut out = String::with_capacity(len);
+    for _ in 0..len {
+        let i = rng.below(ALNUM62.len() as u64)?;
+        let c = ALNUM62
+            .get(usize::try_from(i).unwrap_or(0))
+            .copied()
+            .unwrap_or(b'A');
         out.push(char::from(c));
     }
     Ok(SecretString::new(out))
@@ -114,6 +130,15 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         );
         assert_ne!(alnum_token(&rng, 32).unwrap().expose(), t.expose());
+        let m = mixed_alnum_token(&rng, 32).unwrap();
+        assert_eq!(m.expose().len(), 32);
+        assert!(m.expose().bytes().all(|b| b.is_ascii_alphanumeric()));
+        let many: String = (0..50)
+            .map(|_| mixed_alnum_token(&rng, 32).unwrap().expose().to_owned())
+            .collect();
+        assert!(many.bytes().any(|b| b.is_ascii_uppercase()));
+        assert!(many.bytes().any(|b| b.is_ascii_lowercase()));
+        assert!(many.bytes().any(|b| b.is_ascii_digit()));
     }
 
     #[test]

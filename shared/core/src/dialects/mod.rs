@@ -8,6 +8,7 @@
 
 pub mod core;
 pub mod magento;
+pub mod magic_link;
 
 use http::Method;
 
@@ -20,18 +21,23 @@ use crate::web::Response;
 pub enum Dialect {
     /// Health, OpenAPI and JWKS: plain JSON.
     Core,
-    /// Magento 2 REST (`/rest/V1/...`, `/rest/<store_code>/V1/...`).
+    /// Magento 2 REST (`/rest/V1/...`, `/rest/<store_code>/V1/...`), the magic-link REST
+    /// routes (`/rest/V1/otp/...`) included.
     Magento,
+    /// The magic-link pages a customer's browser sees (`/customer/otp/...`): HTML.
+    LinkPage,
 }
 
 /// Every dialect's routes.
-pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES];
+pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, magic_link::ROUTES];
 
 impl Dialect {
     /// Which dialect's error shape a path gets when no route matched it.
     pub fn of_path(path: &str) -> Dialect {
         if path.starts_with("/rest/") {
             Dialect::Magento
+        } else if path.starts_with("/customer/otp/") {
+            Dialect::LinkPage
         } else {
             Dialect::Core
         }
@@ -42,6 +48,7 @@ impl Dialect {
         match self {
             Dialect::Core => None,
             Dialect::Magento => magento::admit(app, call),
+            Dialect::LinkPage => None,
         }
     }
 
@@ -50,6 +57,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::not_found(),
             Dialect::Magento => magento::not_found(),
+            Dialect::LinkPage => magic_link::not_found(),
         }
     }
 
@@ -58,6 +66,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::wrong_method(allowed),
             Dialect::Magento => magento::not_found(),
+            Dialect::LinkPage => magic_link::wrong_method(allowed),
         }
     }
 
@@ -65,6 +74,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::too_large(),
             Dialect::Magento => magento::too_large(),
+            Dialect::LinkPage => magic_link::too_large(),
         }
     }
 
@@ -81,6 +91,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::bad_request(why),
             Dialect::Magento => magento::bad_request(why),
+            Dialect::LinkPage => magic_link::bad_request(why),
         }
     }
 }

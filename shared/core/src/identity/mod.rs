@@ -8,6 +8,7 @@ pub mod codes;
 pub mod integrations;
 pub mod limits;
 pub mod sessions;
+pub mod links;
 pub mod signin;
 pub mod users;
 

@@ -9,6 +9,7 @@ pub mod counter;
 pub mod family;
 pub mod integration;
 pub mod login;
+pub mod login_link;
 pub mod profile;
 pub mod rate;
 

@@ -18,6 +18,7 @@ use crate::identity::users::{Role, User};
 use crate::identity::{Error, Origin, Taken, accounts};
 use crate::ports::Email;
 use crate::routes::Call;
+use crate::templates::Template;
 use crate::web::{self, FieldError, Response};
 
 type Answer = Result<Response, MagentoError>;
@@ -27,19 +28,19 @@ const GOOGLE: &str = "google";
 
 // ---------------------------------------------------------------- input
 
-fn origin(call: &Call) -> Origin {
+pub(crate) fn origin(call: &Call) -> Origin {
     Origin {
         ip: web::client_ip(&call.req),
         via: VIA,
     }
 }
 
-fn body(app: &App, call: &Call) -> Result<Map<String, Value>, MagentoError> {
+pub(crate) fn body(app: &App, call: &Call) -> Result<Map<String, Value>, MagentoError> {
     web::json_object(call.req.body(), app.config.max_body_bytes).map_err(MagentoError::body)
 }
 
 /// Required string fields, all checked before answering so every problem is named at once.
-fn required<const N: usize>(
+pub(crate) fn required<const N: usize>(
     obj: &Map<String, Value>,
     names: [&'static str; N],
 ) -> Result<[String; N], MagentoError> {
@@ -111,7 +112,7 @@ fn providers_of(user: &User, to_activate: bool) -> Answer {
 }
 
 /// Magento's date-time format for entity timestamps (`2024-04-22 11:07:24`, UTC).
-fn magento_time(unix: i64) -> String {
+pub(crate) fn magento_time(unix: i64) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
@@ -156,28 +157,23 @@ pub async fn admin_token(app: &App, call: &Call) -> Answer {
 
 async fn send_configuration_email(app: &App, user: &User) -> Result<(), MagentoError> {
     let token = issue_tfa_token(app, user)?;
-    let url = &app.config.public_url;
-    let minutes = app.config.magento.tfa_token_secs / 60;
-    let text = format!(
-        "Hello {name},\n\n\
-         Two-factor authentication is required to sign in, and your account has no \
-         authenticator app set up yet.\n\n\
-         Your set-up token (valid for {minutes} minutes):\n\n\
-         tfaToken: {token}\n\n\
-         1. Get your secret and its QR code:\n\n   \
-         curl -s -X POST {url}/rest/V1/tfa/provider/google/configure \\\n     \
-         -H 'Content-Type: application/json' -d '{{\"tfaToken\":\"{token}\"}}'\n\n\
-         2. Add the secret to your authenticator app, then confirm it with the 6-digit code the app shows:\n\n   \
-         curl -s -X POST {url}/rest/V1/tfa/provider/google/activate \\\n     \
-         -H 'Content-Type: application/json' -d '{{\"tfaToken\":\"{token}\",\"otp\":\"123456\"}}'\n\n\
-         If you did not try to sign in, tell your administrator.\n",
-        name = user.username,
+    let minutes = (app.config.magento.tfa_token_secs / 60).to_string();
+    let store = app.config.stores.get(user.store_id);
+    let e = app.templates().email(
+        Template::TfaSetup,
+        store,
+        &[
+            ("name", user.username.as_str()),
+            ("minutes", minutes.as_str()),
+            ("token", token.as_str()),
+            ("url", app.config.public_url.as_str()),
+        ],
     );
     let email = Email {
         to: user.email.clone(),
-        subject: "Set up two-factor authentication".into(),
-        text,
-        html: None,
+        subject: e.subject,
+        text: e.text,
+        html: Some(e.html),
     };
     app.mailer
         .send_email(&email)

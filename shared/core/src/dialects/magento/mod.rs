@@ -9,8 +9,8 @@
 //! ([`crate::identity::users::User::token_binding`]): revoking moves the generation, and every
 //! earlier token stops verifying while every later one verifies.
 
-mod errors;
-mod handlers;
+pub(crate) mod errors;
+pub(crate) mod handlers;
 
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -261,7 +261,7 @@ struct TfaClaims {
 }
 
 /// Who a Bearer token speaks for.
-enum Principal {
+pub(crate) enum Principal {
     Admin,
     Customer(Box<User>),
     Integration(Integration),
@@ -269,7 +269,7 @@ enum Principal {
 
 impl Principal {
     /// Admin users hold every resource; integrations what they were granted.
-    fn require_admin(self, resource: &str) -> Result<Principal, MagentoError> {
+    pub(crate) fn require_admin(self, resource: &str) -> Result<Principal, MagentoError> {
         match self {
             Principal::Admin => Ok(self),
             Principal::Integration(ref i) if i.allows(resource) => Ok(self),
@@ -286,7 +286,7 @@ impl Principal {
 }
 
 /// Resolves the request's Bearer token; `resource` names what was asked for in the refusal.
-async fn principal(app: &App, call: &Call, resource: &str) -> Result<Principal, MagentoError> {
+pub(crate) async fn principal(app: &App, call: &Call, resource: &str) -> Result<Principal, MagentoError> {
     let refused = || MagentoError::not_authorized(resource);
     let token = web::bearer(call.req.headers()).ok_or_else(refused)?;
     if !token.contains('.') {
@@ -325,7 +325,7 @@ async fn principal(app: &App, call: &Call, resource: &str) -> Result<Principal, 
 }
 
 /// Issues an access token for a signed-in user.
-fn issue_access_token(app: &App, user: &User) -> Result<String, MagentoError> {
+pub(crate) fn issue_access_token(app: &App, user: &User) -> Result<String, MagentoError> {
     let (utypid, lifetime) = match user.role {
         Role::Admin => (UTYPE_ADMIN, app.config.magento.admin_token_secs),
         Role::Customer => (UTYPE_CUSTOMER, app.config.magento.customer_token_secs),
