@@ -58,6 +58,7 @@ pub struct TestApp {
 #[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
+    pub headers: http::HeaderMap,
     pub text: String,
     pub json: Value,
 }
@@ -248,6 +249,16 @@ impl TestApp {
         reply(res)
     }
 
+    /// Sends a request as built by the test (headers and all), from the default client
+    /// address unless it carries one.
+    pub async fn send(&self, mut req: http::Request<Bytes>) -> Reply {
+        if req.extensions().get::<ClientIp>().is_none() {
+            req.extensions_mut()
+                .insert(ClientIp(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+        }
+        reply(self.app.handle(req).await)
+    }
+
     pub async fn post(&self, path: &str, body: &str) -> Reply {
         self.call(Method::POST, path, Some(body), None).await
     }
@@ -289,9 +300,15 @@ impl Default for TestApp {
 
 pub fn reply(res: http::Response<Bytes>) -> Reply {
     let status = res.status();
+    let headers = res.headers().clone();
     let text = String::from_utf8(res.into_body().to_vec()).expect("utf-8 body");
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply { status, text, json }
+    Reply {
+        status,
+        headers,
+        text,
+        json,
+    }
 }
 
 /// Pulls the `tfaToken: ...` line out of a configuration email.

@@ -341,7 +341,124 @@ async fn walk() -> Walk {
         unauthorized,
     )
     .await;
+    magic_links(&mut w, &token).await;
     w
+}
+
+/// The magic-link routes, and the link mailer fed by a stream record and an SQS message.
+async fn magic_links(w: &mut Walk, admin: &str) {
+    let post = Method::POST;
+    let get = Method::GET;
+    let ok = StatusCode::OK;
+    let body = json!({"email": "buyer@example.com", "storeId": "1", "expiry": 5}).to_string();
+    let r = w
+        .step("admin token", post.clone(), "/rest/V1/otp/createToken", Some(&body), Some(admin), ok)
+        .await;
+    let token = r.json["token"].as_str().expect("token").to_owned();
+    let customer_id = r.json["customer_id"].as_u64().expect("customer");
+    let body = json!({"email": "nobody@example.com", "storeId": "1", "expiry": 5}).to_string();
+    w.step(
+        "unknown customer",
+        post.clone(),
+        "/rest/V1/otp/createToken",
+        Some(&body),
+        Some(admin),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let body = json!({"path": "customer/otp/auth", "token": token}).to_string();
+    w.step("asks for the email", post.clone(), "/rest/V1/otp/createUrl", Some(&body), None, ok)
+        .await;
+    let body = json!({"path": "customer/otp/auth", "token": "B6uiladd2569hikvf6vcphh8FixchO7T"}).to_string();
+    w.step(
+        "unknown token",
+        post.clone(),
+        "/rest/V1/otp/createUrl",
+        Some(&body),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // The mailer, as the stream hands it the request createUrl stored.
+    let keys = w.t.link_queue.take();
+    assert_eq!(keys.len(), 1);
+    let record = json!({"Records": [{"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb",
+        "dynamodb": {"Keys": {"pk": {"S": keys[0].pk.clone()}, "sk": {"S": keys[0].sk.clone()}}, "SequenceNumber": "1"}}]});
+    w.mailer("stream record: sends", &record).await;
+    w.mailer("stream record again: nothing", &record).await;
+    let sqs = json!({"Records": [{"messageId": "m-1", "eventSource": "aws:sqs",
+        "body": json!({"email": "buyer@example.com", "storeId": 1}).to_string()}]});
+    w.mailer("SQS message: stores a request", &sqs).await;
+    w.t.link_queue.take();
+
+    let page = format!("/customer/otp/auth/token/{token}/");
+    w.step("link page", get.clone(), &page, None, None, ok).await;
+    w.step(
+        "unknown link",
+        get.clone(),
+        "/customer/otp/auth/token/B6uiladd2569hikvf6vcphh8FixchO7T/",
+        None,
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    w.step("signs in", post.clone(), &page, None, None, StatusCode::FOUND)
+        .await;
+    w.step("used link", post.clone(), &page, None, None, StatusCode::GONE)
+        .await;
+
+    let body = json!({"email": "buyer@example.com", "storeId": "1"}).to_string();
+    w.step("customer", post.clone(), "/rest/V1/otp/send", Some(&body), None, ok)
+        .await;
+    let body = json!({"email": "nobody@example.com", "storeId": "1"}).to_string();
+    w.step("unknown email", post.clone(), "/rest/V1/otp/send", Some(&body), None, ok)
+        .await;
+    w.step(
+        "customer",
+        post.clone(),
+        "/customer/otp/request",
+        Some("email=buyer%40example.com&store_id=1"),
+        None,
+        ok,
+    )
+    .await;
+    w.t.link_queue.take();
+
+    let tokens = format!("/rest/V1/otp/customers/{customer_id}/tokens");
+    w.step("admin token", get.clone(), &tokens, None, Some(admin), ok).await;
+    w.step("admin token", get.clone(), &format!("{tokens}/active"), None, Some(admin), ok)
+        .await;
+    w.step(
+        "all: 3 active",
+        post.clone(),
+        &format!("{tokens}/revoke"),
+        None,
+        Some(admin),
+        ok,
+    )
+    .await;
+}
+
+impl Walk {
+    /// Runs the link mailer on one event, measured like a request.
+    async fn mailer(&mut self, scenario: &'static str, event: &serde_json::Value) {
+        self.recorder.take();
+        let before = self.dynamo.calls();
+        let answer = latchkey_core::link_mailer::handle_event(&self.t.app, event)
+            .await
+            .expect("the mailer takes the event");
+        assert_eq!(answer["batchItemFailures"], json!([]), "{scenario}");
+        self.measured.push(Measured {
+            route: "link-mailer",
+            scenario,
+            calls: self.dynamo.calls() - before,
+        });
+        self.actions
+            .entry("link-mailer")
+            .or_default()
+            .extend(self.recorder.take().actions);
+    }
 }
 
 /// The rows of the call-budget table, as `infra/TABLE.md` lists them.
@@ -401,21 +518,41 @@ async fn every_route_on_dynamodb_within_its_call_budget_and_its_policy() {
     assert_eq!(calls("unknown user"), calls("wrong password"));
     assert!(calls("unknown user").is_some());
 
+    // The link was emailed once, through the mailer.
+    assert_eq!(
+        w.t.outbox
+            .emails()
+            .iter()
+            .filter(|e| e.subject.starts_with("Your sign-in link"))
+            .count(),
+        1
+    );
+    // Asking for a link costs the store the same for an unknown email as for a customer's.
+    let send = |scenario: &str| {
+        w.measured
+            .iter()
+            .find(|m| m.route == "magic-link-send" && m.scenario == scenario)
+            .map(|m| m.calls)
+    };
+    assert_eq!(send("unknown email"), send("customer"));
+
     // Each function's table actions in template.yaml are exactly what its route needed.
     let template = Template::load();
-    for route in routes::all() {
+    let names = routes::all()
+        .map(|r| r.name)
+        .chain(latchkey_aws::stream::FUNCTIONS.iter().copied());
+    for name in names {
         let mut needed: BTreeSet<String> = w
             .actions
-            .get(route.name)
+            .get(name)
             .map(|a| a.iter().map(|s| s.to_string()).collect())
             .unwrap_or_default();
         // The warm-up read every function makes in its init (`DynamoStore::ping`).
         needed.insert("dynamodb:GetItem".into());
-        let granted = template.table_actions(&template::logical_id(route.name));
+        let granted = template.table_actions(&template::logical_id(name));
         assert_eq!(
             granted, needed,
-            "{}: the template's DynamoDB actions differ from what the route uses",
-            route.name
+            "{name}: the template's DynamoDB actions differ from what it uses",
         );
     }
 }

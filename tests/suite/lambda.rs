@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use latchkey_core::dialects::Dialect;
 use latchkey_core::routes;
 use latchkey_tests::free_port;
 use latchkey_tests::independent::pyjwt_verify_magento;
@@ -476,6 +477,16 @@ async fn every_function_answers_its_event_and_refuses_malformed_ones() {
             std::fs::read_to_string(stack.dir.path().join(format!("{}.log", route.name)))
                 .unwrap_or_default()
         );
+        let why = "The event is not an API Gateway HTTP API (payload 2.0) request.";
+        if route.dialect == Dialect::LinkPage {
+            // The customer's pages answer in HTML, errors included.
+            let html = answer["body"].as_str().unwrap_or_default();
+            assert!(html.starts_with("<!doctype html>"), "{}: {answer}", route.name);
+            let answer = lambda.invoke(route.name, &events.join("malformed.json"));
+            assert_eq!(answer["statusCode"], 400, "{}: {answer}", route.name);
+            assert!(answer["body"].as_str().unwrap().contains(why));
+            continue;
+        }
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap();
         if expected >= 400 {
             assert!(body["message"].is_string(), "{}: {answer}", route.name);
@@ -484,10 +495,7 @@ async fn every_function_answers_its_event_and_refuses_malformed_ones() {
         let answer = lambda.invoke(route.name, &events.join("malformed.json"));
         assert_eq!(answer["statusCode"], 400, "{}: {answer}", route.name);
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            body["message"],
-            "The event is not an API Gateway HTTP API (payload 2.0) request."
-        );
+        assert_eq!(body["message"], why);
     }
 }
 
@@ -513,4 +521,159 @@ fn the_cli_on_a_stacks_table_refuses_to_run_without_the_stacks_keys() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LATCHKEY_KEYS_SSM_PARAMETER"), "{err}");
+}
+
+/// The table's stream records, read from the emulator as the event source mapping reads them
+/// and filtered as `template.yaml`'s filter does (inserts of mail requests only): a DynamoDB
+/// stream event for `link-mailer`, and how many records the stream held in all.
+fn stream_event(table: &str) -> (Value, usize) {
+    const READ: &str = r#"
+import boto3, json, sys
+endpoint, table = sys.argv[1], sys.argv[2]
+kw = dict(endpoint_url=endpoint, region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+arn = boto3.client("dynamodb", **kw).describe_table(TableName=table)["Table"]["LatestStreamArn"]
+streams = boto3.client("dynamodbstreams", **kw)
+records = []
+for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    while it:
+        out = streams.get_records(ShardIterator=it)
+        records += out["Records"]
+        it = out.get("NextShardIterator") if out["Records"] else None
+keep = [dict(r, eventSourceARN=arn) for r in records
+        if r["eventName"] == "INSERT"
+        and r["dynamodb"]["Keys"]["pk"]["S"].startswith("LINKMAIL#")
+        and r["dynamodb"]["Keys"]["sk"]["S"] == "REQUEST"]
+def plain(v):
+    if isinstance(v, (bytes, bytearray)):
+        import base64
+        return base64.b64encode(v).decode()
+    return str(v)
+print(json.dumps({"all": len(records), "event": {"Records": keep}}, default=plain))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", READ, &aws_endpoint(), table])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reading the stream: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (read["event"].clone(), read["all"].as_u64().unwrap() as usize)
+}
+
+/// The document's two requests through the functions, the link emailed by `link-mailer` from
+/// the table's stream (through SES on the emulator, once however often the record is
+/// delivered), then followed through the landing and confirm functions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
+    verify_ses_sender(MAIL_FROM).await;
+    let stack = Stack::new();
+    let customer = format!("buyer-{}@example.com", namespace());
+    stack.cli(&[
+        "user", "add", "--username", &customer, "--email", &customer, "--password", PASSWORD,
+        "--role", "customer",
+    ]);
+    let out = stack.cli(&[
+        "integration",
+        "add",
+        "--name",
+        "storefront",
+        "--resource",
+        "Magento_Customer::manage",
+    ]);
+    let bearer = out
+        .lines()
+        .find_map(|l| l.strip_prefix("access token: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let lambda = Emulator::start(&stack).await;
+
+    let (status, created) = lambda
+        .call(
+            "magic-link-create-token",
+            "POST",
+            "/rest/V1/otp/createToken",
+            Some(json!({"email": customer, "storeId": "1", "expiry": 5})),
+            Some(&bearer),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let created: Value = serde_json::from_str(&created).unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let (status, url) = lambda
+        .call(
+            "magic-link-create-url",
+            "POST",
+            "/rest/V1/otp/createUrl",
+            Some(json!({"path": "customer/otp/auth", "token": created})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{url}");
+    let url: String = serde_json::from_str(&url).unwrap();
+    assert_eq!(
+        url,
+        format!("https://auth.example.com/customer/otp/auth/token/{token}/")
+    );
+    assert!(ses_sent_to(&customer).await.is_empty(), "the API sent nothing itself");
+
+    // The stream, as the event source mapping hands it over.
+    let (event, all) = stream_event(&stack.table);
+    let records = event["Records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "one mail request");
+    assert!(all > records.len(), "the filter left the other items out");
+    let text = event.to_string();
+    assert!(!text.contains(&token), "no token in clear in the mailer's event");
+    assert!(!text.contains("password_hash") && !text.contains("$argon2id"));
+    let file = stack.dir.path().join("stream-event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    for _ in 0..2 {
+        let answer = lambda.invoke("link-mailer", &file);
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let mail = ses_sent_to(&customer).await;
+    assert_eq!(mail.len(), 1, "one email for a record delivered twice");
+    assert_eq!(mail[0]["source"], MAIL_FROM);
+    let body = mail[0]["body"].as_str().unwrap();
+    assert!(body.contains(&url), "{body}");
+
+    // Follow the link through the page's functions.
+    let path = format!("/customer/otp/auth/token/{token}/");
+    let (status, page) = lambda.call("magic-link-landing", "GET", &path, None, None).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<form method=\"post\""));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let confirm = |client: &reqwest::Client| {
+        client
+            .post(lambda.url("magic-link-confirm", &path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+    };
+    let signed_in = confirm(&client).await.unwrap();
+    assert_eq!(signed_in.status(), 302);
+    assert_eq!(
+        signed_in.headers()["location"],
+        "https://auth.example.com/"
+    );
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"));
+    assert_eq!(confirm(&client).await.unwrap().status(), 410, "once");
+
+    // The sample events of the mailer.
+    for name in ["link-mailer", "link-mailer-sqs", "link-mailer-eventbridge"] {
+        let answer = lambda.invoke("link-mailer", &root().join(format!("events/{name}.json")));
+        assert!(
+            answer == json!({"batchItemFailures": []}) || answer == json!({"status": "ok"}),
+            "{name}: {answer}"
+        );
+    }
 }

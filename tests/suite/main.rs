@@ -7,8 +7,10 @@
 )]
 
 mod aws;
+mod browser;
 mod lambda;
 mod magento;
+mod magic_link;
 mod openapi;
 mod primitives;
 mod readme;

@@ -53,7 +53,7 @@ impl Template {
         self.0["Resources"].as_mapping().expect("Resources")
     }
 
-    fn resource(&self, id: &str) -> &Value {
+    pub fn resource(&self, id: &str) -> &Value {
         self.resources()
             .get(id)
             .unwrap_or_else(|| panic!("template.yaml has no resource {id}"))
@@ -119,7 +119,17 @@ fn every_route_has_its_function_binary() {
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .count();
-    assert_eq!(dirs, routes::all().count(), "a function without a route");
+    assert_eq!(
+        dirs,
+        routes::all().count() + latchkey_aws::stream::FUNCTIONS.len(),
+        "a function without a route"
+    );
+    for name in latchkey_aws::stream::FUNCTIONS {
+        assert!(
+            manifest.contains(&format!("name = \"{name}\"\npath = \"{name}/main.rs\"")),
+            "functions/Cargo.toml declares no binary {name}"
+        );
+    }
 }
 
 #[test]
@@ -133,8 +143,8 @@ fn every_route_has_its_function_in_the_template() {
         .collect();
     assert_eq!(
         functions.len(),
-        routes::all().count(),
-        "one function per route, no more"
+        routes::all().count() + latchkey_aws::stream::FUNCTIONS.len(),
+        "one function per route, and the stream functions, no more"
     );
     let globals = &t.0["Globals"]["Function"];
     assert_eq!(globals["Runtime"].as_str(), Some("provided.al2023"));
@@ -233,4 +243,49 @@ fn the_table_is_single_region() {
     }
     let p = &t.resource("Table")["Properties"];
     assert!(p["Replicas"].is_null(), "no replicas (infra/REGIONS.md)");
+}
+
+#[test]
+fn the_link_mailer_takes_only_mail_requests_from_the_stream_and_reports_failures() {
+    let t = Template::load();
+    let id = logical_id("link-mailer");
+    let f = t.resource(&id);
+    assert_eq!(
+        f["Metadata"]["BuildProperties"]["Binary"].as_str(),
+        Some("link-mailer")
+    );
+    let events = &f["Properties"]["Events"];
+    let stream = &events["TableStream"];
+    assert_eq!(stream["Type"].as_str(), Some("DynamoDB"));
+    let p = &stream["Properties"];
+    assert_eq!(
+        strings(&p["FunctionResponseTypes"]),
+        ["ReportBatchItemFailures"]
+    );
+    assert!(p["MaximumRetryAttempts"].as_u64().is_some_and(|n| n > 0));
+    assert_eq!(p["DestinationConfig"]["OnFailure"]["Type"].as_str(), Some("SQS"));
+    // The filter passes inserts of mail requests, nothing else: a profile (with its password
+    // hash) never reaches the mailer.
+    let filters = p["FilterCriteria"]["Filters"].as_sequence().expect("a filter");
+    assert_eq!(filters.len(), 1);
+    let pattern: serde_json::Value =
+        serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
+    assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
+    let prefix = pattern["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"].as_str().unwrap();
+    assert_eq!(prefix, latchkey_core::records::login_link::MAIL_PK_PREFIX);
+    assert_eq!(pattern["dynamodb"]["Keys"]["sk"]["S"], serde_json::json!(["REQUEST"]));
+    assert_eq!(events["Requests"]["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        strings(&events["Requests"]["Properties"]["FunctionResponseTypes"]),
+        ["ReportBatchItemFailures"]
+    );
+    assert_eq!(
+        events["StorefrontEvents"]["Type"].as_str(),
+        Some("EventBridgeRule")
+    );
+    assert!(t.resource("LinkMailerDeadLetters")["Type"].as_str() == Some("AWS::SQS::Queue"));
+    let actions = t.actions(&id);
+    assert!(actions.contains("ses:SendEmail"));
+    assert!(!actions.contains("sns:Publish"));
+    assert!(!actions.contains("dynamodb:Scan") && !actions.contains("dynamodb:Query"));
 }

@@ -1,5 +1,5 @@
 //! latchkey on AWS: the DynamoDB store, SES mail, SNS SMS, keys from SSM, and the glue that
-//! runs one route as one Lambda function.
+//! runs one route as one Lambda function (and the stream-fed `link-mailer` function).
 
 pub mod clients;
 pub mod dynamodb;
@@ -7,3 +7,4 @@ pub mod keys;
 pub mod lambda;
 pub mod send;
 pub mod setup;
+pub mod stream;

@@ -10,6 +10,8 @@ use latchkey_core::identity::accounts::{self, NewUser, TotpSetup};
 use latchkey_core::identity::integrations::{self, Grantor};
 use latchkey_core::identity::users::{Factor, Role, Totp, User};
 use latchkey_core::identity::{Error, Taken};
+use latchkey_core::identity::links::LinkState;
+use latchkey_core::link_mailer;
 use latchkey_core::ports::SystemRng;
 
 use crate::keys;
@@ -116,6 +118,36 @@ pub enum IntegrationCommand {
     List,
     /// Delete an integration, revoking its token.
     Delete { id: u64 },
+}
+
+#[derive(Subcommand)]
+pub enum LinkCommand {
+    /// Make a login link for a customer and print it (what `otp/createToken` + `otp/createUrl`
+    /// do); with --send, also email it (the server's mailer, or the stack's, sends it).
+    Create {
+        /// The customer's email (or username).
+        login: String,
+        #[arg(long, default_value_t = 1)]
+        store_id: u32,
+        /// Minutes the link works (capped by LATCHKEY_LINK_MAX_EXPIRY_MINUTES).
+        #[arg(long, default_value_t = 15)]
+        expiry: i64,
+        /// Where the customer goes once signed in (on the store's allow-list).
+        #[arg(long)]
+        next: Option<String>,
+        #[arg(long)]
+        send: bool,
+    },
+    /// A customer's login links: state, created, expires, used (never the token).
+    List { login: String },
+    /// The customer's newest link that still works.
+    Active { login: String },
+    /// Revoke one link of a customer (--id) or all of them.
+    Revoke {
+        login: String,
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -447,6 +479,127 @@ pub async fn keys(store: &StoreArgs, cmd: KeysCommand) -> Result<(), String> {
             let data_dir = store.resolve(&config).data_dir;
             let location = keys::locate(&data_dir, ssm_parameter, config.deployment.keys.as_ref())?;
             print!("{}", keys::rotate(&location, &rotation, keep_secs).await?);
+        }
+    }
+    Ok(())
+}
+
+fn time_of(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}
+
+async fn customer(app: &App, login: &str) -> Result<User, String> {
+    accounts::find(app.db(), login)
+        .await
+        .map_err(|e| e.to_string())?
+        .filter(|u| u.role == Role::Customer)
+        .ok_or_else(|| format!("no customer {login}"))
+}
+
+pub async fn link(store: &StoreArgs, cmd: LinkCommand) -> Result<(), String> {
+    let app = setup::local(store).await?.app;
+    let links = app.links();
+    let now = app.clock.now();
+    match cmd {
+        LinkCommand::Create {
+            login,
+            store_id,
+            expiry,
+            next,
+            send,
+        } => {
+            let user = customer(&app, &login).await?;
+            let view = app
+                .config
+                .stores
+                .get(store_id)
+                .ok_or_else(|| format!("no store {store_id} in LATCHKEY_STORES"))?;
+            let next = match next {
+                Some(n) => Some(
+                    view.allowed_next(&app.config.public_url, &n)
+                        .ok_or("--next is not on the store's allow-list")?,
+                ),
+                None => None,
+            };
+            if expiry < 1 {
+                return Err("--expiry is at least 1 minute".into());
+            }
+            let ttl = expiry.saturating_mul(60).min(app.config.links.max_secs);
+            let issued = links
+                .issue(&user, view.id, ttl, next.as_deref(), VIA)
+                .await
+                .map_err(describe)?;
+            let path = app
+                .config
+                .links
+                .paths
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "customer/otp/auth".into());
+            let url = link_mailer::link_url(&app, view, &path, issued.token.expose());
+            println!("{url}");
+            println!(
+                "id {}, expires {} UTC",
+                issued.link.id,
+                time_of(issued.link.valid_until)
+            );
+            if send {
+                links
+                    .request_mail(&issued.link, issued.token.expose(), &user.email, &path)
+                    .await
+                    .map_err(describe)?;
+                println!("emailing it to {} (the mailer sends it)", user.email);
+            }
+        }
+        LinkCommand::List { login } => {
+            let user = customer(&app, &login).await?;
+            println!(
+                "{:<14} {:<8} {:>5}  {:<19}  {:<19}  USED",
+                "ID", "STATE", "STORE", "CREATED", "EXPIRES"
+            );
+            for l in links.list(user.id).await.map_err(describe)? {
+                println!(
+                    "{:<14} {:<8} {:>5}  {:<19}  {:<19}  {}",
+                    l.id,
+                    l.state(now, user.token_gen).as_str(),
+                    l.store_id,
+                    time_of(l.created_at),
+                    time_of(l.valid_until),
+                    l.used_at.map(time_of).unwrap_or_default()
+                );
+            }
+        }
+        LinkCommand::Active { login } => {
+            let user = customer(&app, &login).await?;
+            let active = links
+                .list(user.id)
+                .await
+                .map_err(describe)?
+                .into_iter()
+                .filter(|l| l.state(now, user.token_gen) == LinkState::Active)
+                .max_by_key(|l| l.created_at)
+                .ok_or("no active login link")?;
+            println!(
+                "{} (store {}), expires {} UTC",
+                active.id,
+                active.store_id,
+                time_of(active.valid_until)
+            );
+        }
+        LinkCommand::Revoke { login, id } => {
+            let user = customer(&app, &login).await?;
+            let n = links
+                .revoke(&user, id.as_deref(), VIA)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound => "no such link of that customer".into(),
+                    other => describe(other),
+                })?;
+            println!("revoked {n} login link(s)");
         }
     }
     Ok(())

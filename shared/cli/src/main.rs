@@ -7,6 +7,8 @@
 //! latchkey user list | set-password | require-password-reset | unlock | totp enroll|reset | set-phone
 //!               | enable-2fa | disable-2fa | enable | disable | revoke-tokens
 //! latchkey integration add --name N [--resource R]... | list | delete ID
+//! latchkey link create LOGIN [--store-id N] [--expiry MIN] [--next URL] [--send] | list LOGIN
+//!               | active LOGIN | revoke LOGIN [--id ID]
 //! latchkey keys generate [--production]
 //! latchkey keys rotate [--signing RS256,ES256,EdDSA | --all] [--hmac] [--sealing] [--keep-minutes N]
 //!                      [--ssm-parameter NAME]
@@ -51,6 +53,9 @@ enum Command {
     /// Manage integrations (API clients with Bearer access tokens).
     #[command(subcommand)]
     Integration(admin::IntegrationCommand),
+    /// Login links of customers (the magic-link dialect).
+    #[command(subcommand)]
+    Link(admin::LinkCommand),
     /// Manage key sets.
     #[command(subcommand)]
     Keys(admin::KeysCommand),
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
             }
             Command::User(cmd) => admin::user(&cli.store, cmd).await,
             Command::Integration(cmd) => admin::integration(&cli.store, cmd).await,
+            Command::Link(cmd) => admin::link(&cli.store, cmd).await,
             Command::Keys(cmd) => admin::keys(&cli.store, cmd).await,
         }
     });

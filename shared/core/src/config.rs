@@ -50,7 +50,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting {
         name: "LATCHKEY_PUBLIC_URL",
         default: "http://127.0.0.1:8080",
-        doc: "Base URL clients reach latchkey at; used in emailed instructions and links.",
+        doc: "Base URL clients reach latchkey at; used in emailed instructions and links. Unset, `latchkey serve` uses the address it listens on.",
     },
     Setting {
         name: "LATCHKEY_MAIL_FROM",

@@ -68,6 +68,20 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .then_some(token)
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers, if set exactly once.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let mut found = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim());
+    let first = found.next()?;
+    (found.next().is_none() && !first.is_empty()).then_some(first)
+}
+
 /// Why a JSON body could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyError {
@@ -202,6 +216,17 @@ mod tests {
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
         h.append(header::AUTHORIZATION, HeaderValue::from_static("Bearer b"));
         assert_eq!(bearer(&h), None, "two Authorization headers are ambiguous");
+    }
+
+    #[test]
+    fn cookies_are_found_once_by_exact_name() {
+        let mut h = HeaderMap::new();
+        assert_eq!(cookie(&h, "a"), None);
+        h.insert(header::COOKIE, HeaderValue::from_static("x=1; a=v.w; ab=2"));
+        assert_eq!(cookie(&h, "a"), Some("v.w"));
+        assert_eq!(cookie(&h, "b"), None);
+        h.append(header::COOKIE, HeaderValue::from_static("a=other"));
+        assert_eq!(cookie(&h, "a"), None, "two values are ambiguous");
     }
 
     #[test]

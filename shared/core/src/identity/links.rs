@@ -243,14 +243,14 @@ impl Links<'_> {
         }
     }
 
-    /// Whether a link still signs its customer in (reads the customer too).
-    pub async fn check(&self, link: &Link) -> Result<Result<(), Dead>, Error> {
-        let current_gen = match accounts::get(self.db, link.uid).await? {
-            Some(user) if user.active && user.role == Role::Customer => user.token_gen,
+    /// Whether a link still signs its customer in: the customer, if so.
+    pub async fn check(&self, link: &Link) -> Result<Result<User, Dead>, Error> {
+        let user = match accounts::get(self.db, link.uid).await? {
+            Some(user) if user.active && user.role == Role::Customer => user,
             _ => return Ok(Err(Dead::Revoked)),
         };
-        Ok(match link.state(self.db.now(), current_gen) {
-            LinkState::Active => Ok(()),
+        Ok(match link.state(self.db.now(), user.token_gen) {
+            LinkState::Active => Ok(user),
             LinkState::Used => Err(Dead::Used),
             LinkState::Expired => Err(Dead::Expired),
             LinkState::Revoked => Err(Dead::Revoked),

@@ -230,18 +230,16 @@ pub async fn create_url(app: &App, call: &Call) -> Answer {
         )
     };
     let link = links.find(&token).await?.ok_or_else(no_such_token)?;
-    if links.check(&link).await?.is_err() {
+    let Ok(customer) = links.check(&link).await? else {
         return Err(MagentoError::new(StatusCode::BAD_REQUEST, TOKEN_DEAD));
-    }
+    };
     let store = app
         .config
         .stores
         .get(link.store_id)
         .ok_or_else(store_not_found)?;
     let url = link_mailer::link_url(app, store, &path, &token);
-    if app.config.links.mail_on_create_url
-        && let Some(customer) = accounts::get(app.db(), link.uid).await?
-    {
+    if app.config.links.mail_on_create_url {
         links
             .request_mail(&link, &token, &customer.email, &path)
             .await?;

@@ -56,7 +56,7 @@ impl From<Error> for Page {
 fn page(status: StatusCode, title: &str, main: &str, nonce: Option<&str>) -> Response {
     let script = nonce.map_or(String::new(), |n| {
         format!(
-            "<script nonce=\"{n}\">for(const f of document.querySelectorAll('form'))f.addEventListener('submit',()=>{{const b=f.querySelector('button');if(b){{b.disabled=true;b.textContent=b.dataset.busy||b.textContent;}}}});</script>"
+            "<script nonce=\"{n}\">document.documentElement.dataset.js='on';for(const f of document.querySelectorAll('form'))f.addEventListener('submit',()=>{{const b=f.querySelector('button');if(b){{b.disabled=true;b.textContent=b.dataset.busy||b.textContent;}}}});</script>"
         )
     });
     let html = format!(

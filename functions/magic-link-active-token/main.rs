@@ -1,0 +1,5 @@
+//! `GET /rest/V1/otp/customers/{customerId}/tokens/active` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("magic-link-active-token")
+}
