@@ -406,9 +406,10 @@ async fn send_answers_alike_and_is_throttled(backend: Backend) {
         ],
     )
     .await;
-    let send = |email: &str, ip: [u8; 4]| {
+    let app = &t;
+    let send = move |email: &str, ip: [u8; 4]| {
         let body = json!({"email": email, "storeId": "1", "next": "/account/"}).to_string();
-        let t = &t;
+        let t = app;
         async move {
             t.call_from(
                 Method::POST,
