@@ -272,7 +272,9 @@ impl TestApp {
     pub async fn run_link_mailer(&self) -> usize {
         let mut sent = 0;
         for key in self.link_queue.take() {
-            if latchkey_core::link_mailer::deliver(&self.app, &key).await.expect("deliver")
+            if latchkey_core::link_mailer::deliver(&self.app, &key)
+                .await
+                .expect("deliver")
                 == latchkey_core::identity::links::Delivered::Sent
             {
                 sent += 1;

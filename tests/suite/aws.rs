@@ -352,7 +352,14 @@ async fn magic_links(w: &mut Walk, admin: &str) {
     let ok = StatusCode::OK;
     let body = json!({"email": "buyer@example.com", "storeId": "1", "expiry": 5}).to_string();
     let r = w
-        .step("admin token", post.clone(), "/rest/V1/otp/createToken", Some(&body), Some(admin), ok)
+        .step(
+            "admin token",
+            post.clone(),
+            "/rest/V1/otp/createToken",
+            Some(&body),
+            Some(admin),
+            ok,
+        )
         .await;
     let token = r.json["token"].as_str().expect("token").to_owned();
     let customer_id = r.json["customer_id"].as_u64().expect("customer");
@@ -367,9 +374,17 @@ async fn magic_links(w: &mut Walk, admin: &str) {
     )
     .await;
     let body = json!({"path": "customer/otp/auth", "token": token}).to_string();
-    w.step("asks for the email", post.clone(), "/rest/V1/otp/createUrl", Some(&body), None, ok)
-        .await;
-    let body = json!({"path": "customer/otp/auth", "token": "B6uiladd2569hikvf6vcphh8FixchO7T"}).to_string();
+    w.step(
+        "asks for the email",
+        post.clone(),
+        "/rest/V1/otp/createUrl",
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let body = json!({"path": "customer/otp/auth", "token": "B6uiladd2569hikvf6vcphh8FixchO7T"})
+        .to_string();
     w.step(
         "unknown token",
         post.clone(),
@@ -393,7 +408,8 @@ async fn magic_links(w: &mut Walk, admin: &str) {
     w.t.link_queue.take();
 
     let page = format!("/customer/otp/auth/token/{token}/");
-    w.step("link page", get.clone(), &page, None, None, ok).await;
+    w.step("link page", get.clone(), &page, None, None, ok)
+        .await;
     w.step(
         "unknown link",
         get.clone(),
@@ -403,17 +419,45 @@ async fn magic_links(w: &mut Walk, admin: &str) {
         StatusCode::NOT_FOUND,
     )
     .await;
-    w.step("signs in", post.clone(), &page, None, None, StatusCode::FOUND)
-        .await;
-    w.step("used link", post.clone(), &page, None, None, StatusCode::GONE)
-        .await;
+    w.step(
+        "signs in",
+        post.clone(),
+        &page,
+        None,
+        None,
+        StatusCode::FOUND,
+    )
+    .await;
+    w.step(
+        "used link",
+        post.clone(),
+        &page,
+        None,
+        None,
+        StatusCode::GONE,
+    )
+    .await;
 
     let body = json!({"email": "buyer@example.com", "storeId": "1"}).to_string();
-    w.step("customer", post.clone(), "/rest/V1/otp/send", Some(&body), None, ok)
-        .await;
+    w.step(
+        "customer",
+        post.clone(),
+        "/rest/V1/otp/send",
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
     let body = json!({"email": "nobody@example.com", "storeId": "1"}).to_string();
-    w.step("unknown email", post.clone(), "/rest/V1/otp/send", Some(&body), None, ok)
-        .await;
+    w.step(
+        "unknown email",
+        post.clone(),
+        "/rest/V1/otp/send",
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
     w.step(
         "customer",
         post.clone(),
@@ -426,9 +470,17 @@ async fn magic_links(w: &mut Walk, admin: &str) {
     w.t.link_queue.take();
 
     let tokens = format!("/rest/V1/otp/customers/{customer_id}/tokens");
-    w.step("admin token", get.clone(), &tokens, None, Some(admin), ok).await;
-    w.step("admin token", get.clone(), &format!("{tokens}/active"), None, Some(admin), ok)
+    w.step("admin token", get.clone(), &tokens, None, Some(admin), ok)
         .await;
+    w.step(
+        "admin token",
+        get.clone(),
+        &format!("{tokens}/active"),
+        None,
+        Some(admin),
+        ok,
+    )
+    .await;
     w.step(
         "all: 3 active",
         post.clone(),

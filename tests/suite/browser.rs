@@ -61,7 +61,10 @@ async fn wait_until_up(url: &str, what: &str) {
         {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "{what} did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -230,15 +233,10 @@ async fn email_with(
             .json()
             .await
             .unwrap();
-        if let Some(mail) = outbox
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| {
-                let body = m["body"].as_str().unwrap_or("");
-                m["to"] == to && body.contains(needle) && (not.is_empty() || !body.contains(not))
-            })
-        {
+        if let Some(mail) = outbox.as_array().unwrap().iter().find(|m| {
+            let body = m["body"].as_str().unwrap_or("");
+            m["to"] == to && body.contains(needle) && (not.is_empty() || !body.contains(not))
+        }) {
             return (mail.clone(), started.elapsed());
         }
         assert!(
@@ -262,7 +260,12 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let server = Command::new(target_dir().join("debug/latchkey"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path())
         .env_remove("LATCHKEY_PUBLIC_URL")
         .env("LATCHKEY_LOG", "warn")
@@ -275,8 +278,16 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
     latchkey(
         dir.path(),
         &[
-            "user", "add", "--username", CUSTOMER, "--email", CUSTOMER, "--password", PASSWORD,
-            "--role", "customer",
+            "user",
+            "add",
+            "--username",
+            CUSTOMER,
+            "--email",
+            CUSTOMER,
+            "--password",
+            PASSWORD,
+            "--role",
+            "customer",
         ],
     );
     let out = latchkey(
@@ -321,7 +332,9 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
             .json()
             .await
             .unwrap();
-        let token = created["token"].as_str().unwrap_or_else(|| panic!("{created}"));
+        let token = created["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{created}"));
         let url: String = http
             .post(format!("{base}/rest/V1/otp/createUrl"))
             .json(&json!({"path": "customer/otp/auth", "token": created}))
@@ -340,7 +353,12 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         eprintln!("the link was in the outbox {waited:?} after createUrl answered");
         let link = link_in(mail["body"].as_str().unwrap(), &base);
         assert_eq!(link, url);
-        assert!(mail["html"].as_str().unwrap().contains(&format!("href=\"{url}\"")));
+        assert!(
+            mail["html"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("href=\"{url}\""))
+        );
 
         let profile = tempfile::tempdir().unwrap();
         let browser = Browser::start(&driver, javascript, profile.path()).await;
@@ -358,7 +376,10 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         let me = format!("{base}/rest/V1/customers/me");
         browser.wait_for_url(&me).await;
         let signed_in = browser.source().await;
-        assert!(signed_in.contains(CUSTOMER), "the cookie signs the page in: {signed_in}");
+        assert!(
+            signed_in.contains(CUSTOMER),
+            "the cookie signs the page in: {signed_in}"
+        );
         let cookies = browser.cookies().await;
         let session = cookies
             .iter()

@@ -481,7 +481,11 @@ async fn every_function_answers_its_event_and_refuses_malformed_ones() {
         if route.dialect == Dialect::LinkPage {
             // The customer's pages answer in HTML, errors included.
             let html = answer["body"].as_str().unwrap_or_default();
-            assert!(html.starts_with("<!doctype html>"), "{}: {answer}", route.name);
+            assert!(
+                html.starts_with("<!doctype html>"),
+                "{}: {answer}",
+                route.name
+            );
             let answer = lambda.invoke(route.name, &events.join("malformed.json"));
             assert_eq!(answer["statusCode"], 400, "{}: {answer}", route.name);
             assert!(answer["body"].as_str().unwrap().contains(why));
@@ -563,7 +567,10 @@ print(json.dumps({"all": len(records), "event": {"Records": keep}}, default=plai
         String::from_utf8_lossy(&out.stderr)
     );
     let read: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (read["event"].clone(), read["all"].as_u64().unwrap() as usize)
+    (
+        read["event"].clone(),
+        read["all"].as_u64().unwrap() as usize,
+    )
 }
 
 /// The document's two requests through the functions, the link emailed by `link-mailer` from
@@ -575,8 +582,16 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
     let stack = Stack::new();
     let customer = format!("buyer-{}@example.com", namespace());
     stack.cli(&[
-        "user", "add", "--username", &customer, "--email", &customer, "--password", PASSWORD,
-        "--role", "customer",
+        "user",
+        "add",
+        "--username",
+        &customer,
+        "--email",
+        &customer,
+        "--password",
+        PASSWORD,
+        "--role",
+        "customer",
     ]);
     let out = stack.cli(&[
         "integration",
@@ -621,7 +636,10 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
         url,
         format!("https://auth.example.com/customer/otp/auth/token/{token}/")
     );
-    assert!(ses_sent_to(&customer).await.is_empty(), "the API sent nothing itself");
+    assert!(
+        ses_sent_to(&customer).await.is_empty(),
+        "the API sent nothing itself"
+    );
 
     // The stream, as the event source mapping hands it over.
     let (event, all) = stream_event(&stack.table);
@@ -629,7 +647,10 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
     assert_eq!(records.len(), 1, "one mail request");
     assert!(all > records.len(), "the filter left the other items out");
     let text = event.to_string();
-    assert!(!text.contains(&token), "no token in clear in the mailer's event");
+    assert!(
+        !text.contains(&token),
+        "no token in clear in the mailer's event"
+    );
     assert!(!text.contains("password_hash") && !text.contains("$argon2id"));
     let file = stack.dir.path().join("stream-event.json");
     std::fs::write(&file, event.to_string()).unwrap();
@@ -645,7 +666,9 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
 
     // Follow the link through the page's functions.
     let path = format!("/customer/otp/auth/token/{token}/");
-    let (status, page) = lambda.call("magic-link-landing", "GET", &path, None, None).await;
+    let (status, page) = lambda
+        .call("magic-link-landing", "GET", &path, None, None)
+        .await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("<form method=\"post\""));
     let client = reqwest::Client::builder()
@@ -660,12 +683,14 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
     };
     let signed_in = confirm(&client).await.unwrap();
     assert_eq!(signed_in.status(), 302);
-    assert_eq!(
-        signed_in.headers()["location"],
-        "https://auth.example.com/"
+    assert_eq!(signed_in.headers()["location"], "https://auth.example.com/");
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax")
     );
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=Lax"));
     assert_eq!(confirm(&client).await.unwrap().status(), 410, "once");
 
     // The sample events of the mailer.

@@ -6,12 +6,12 @@
 
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
+use latchkey_core::identity::accounts;
 use latchkey_core::identity::integrations::{self, Grantor};
 use latchkey_core::identity::users::{Role, User};
-use latchkey_core::identity::accounts;
+use latchkey_core::link_mailer;
 use latchkey_core::ports::Clock;
 use latchkey_core::store::Item;
-use latchkey_core::link_mailer;
 use latchkey_tests::flow_suite;
 use latchkey_tests::harness::{Backend, Reply, T0, TestApp};
 use serde_json::{Value, json};
@@ -24,7 +24,8 @@ const SEED: &str = concat!(
 );
 /// The document's create-token request, byte for byte (its email is a web page's obfuscation
 /// of an address, "[email\u{a0}protected]").
-const DOC_CREATE_TOKEN: &str = "{\"email\": \"[email\u{a0}protected]\", \"storeId\": \"1\", \"expiry\": 5}";
+const DOC_CREATE_TOKEN: &str =
+    "{\"email\": \"[email\u{a0}protected]\", \"storeId\": \"1\", \"expiry\": 5}";
 /// The document's create-URL request, with `<token>` left to fill in.
 const DOC_CREATE_URL: &str = "{\"path\": \"customer/otp/auth\", \"token\": <token>}";
 
@@ -57,7 +58,13 @@ async fn post_json(t: &TestApp, path: &str, body: &str, bearer: Option<&str>) ->
 
 /// `createToken` for the test customer; the whole answer.
 async fn create_token(t: &TestApp, bearer: &str, body: Value) -> Value {
-    let r = post_json(t, "/rest/V1/otp/createToken", &body.to_string(), Some(bearer)).await;
+    let r = post_json(
+        t,
+        "/rest/V1/otp/createToken",
+        &body.to_string(),
+        Some(bearer),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json
 }
@@ -145,7 +152,13 @@ async fn the_documents_two_requests_sign_the_customer_in(backend: Backend) {
     let (t, bearer, customer) = app(backend, &[]).await;
 
     // Verbatim, the email is no customer's: a clear answer in Magento's shape.
-    let r = post_json(&t, "/rest/V1/otp/createToken", DOC_CREATE_TOKEN, Some(&bearer)).await;
+    let r = post_json(
+        &t,
+        "/rest/V1/otp/createToken",
+        DOC_CREATE_TOKEN,
+        Some(&bearer),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
     assert_eq!(
         r.json["message"],
@@ -170,7 +183,10 @@ async fn the_documents_two_requests_sign_the_customer_in(backend: Backend) {
     assert_eq!(created["expires_at"], "2030-03-17 17:51:40", "5 minutes");
     let stored = t.store.scan_sk("LINK", 10, T0).await.unwrap();
     assert_eq!(stored.len(), 1);
-    assert!(!stored.iter().any(|i| holds(i, &token)), "stored hashed only");
+    assert!(
+        !stored.iter().any(|i| holds(i, &token)),
+        "stored hashed only"
+    );
 
     // createUrl with "the exact response value from Create token request" ...
     let url_path = "/rest/V1/otp/createUrl";
@@ -186,28 +202,49 @@ async fn the_documents_two_requests_sign_the_customer_in(backend: Backend) {
 
     // The API waited on no mail service: the email goes out when the mailer runs, once.
     assert!(t.last_email_to(CUSTOMER).is_none());
-    assert_eq!(t.run_link_mailer().await, 1, "one email for two createUrl calls");
+    assert_eq!(
+        t.run_link_mailer().await,
+        1,
+        "one email for two createUrl calls"
+    );
     let email = t.last_email_to(CUSTOMER).unwrap();
     assert_eq!(email.subject, "Your sign-in link for Main Store");
     assert!(email.text.contains(&url), "{}", email.text);
-    assert!(email.html.as_deref().unwrap().contains(&format!("href=\"{url}\"")));
+    assert!(
+        email
+            .html
+            .as_deref()
+            .unwrap()
+            .contains(&format!("href=\"{url}\""))
+    );
 
     // Following the link shows a page whose button posts; the post signs in.
     let r = t.get(&link_path(&token), None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert!(r.text.contains("<form method=\"post\" action=\"\">"), "{}", r.text);
+    assert!(
+        r.text.contains("<form method=\"post\" action=\"\">"),
+        "{}",
+        r.text
+    );
     assert!(r.text.contains("Sign in to Main Store"));
     assert_eq!(r.headers[header::REFERRER_POLICY], "no-referrer");
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
     let r = confirm(&t, &token).await;
     assert_eq!(r.status, StatusCode::FOUND, "{}", r.text);
-    assert_eq!(location(&r), "https://shop.example.com/", "the store's landing page");
+    assert_eq!(
+        location(&r),
+        "https://shop.example.com/",
+        "the store's landing page"
+    );
     let session = session_cookie(&r);
     let me = t.get("/rest/V1/customers/me", Some(&session)).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text);
     assert_eq!(me.json["email"], CUSTOMER);
     let me = me_by_cookie(&t, &session).await;
-    assert_eq!(me.json["id"], customer.id, "the cookie alone signs the page in");
+    assert_eq!(
+        me.json["id"], customer.id,
+        "the cookie alone signs the page in"
+    );
 }
 
 /// A link works once; its page says so afterwards and offers a new one, which arrives.
@@ -227,7 +264,10 @@ async fn a_used_link_is_refused_and_offers_a_new_one(backend: Backend) {
         .send(
             http::Request::post("/customer/otp/request")
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(Bytes::from(format!("email={}&store_id=1", CUSTOMER.replace('@', "%40"))))
+                .body(Bytes::from(format!(
+                    "email={}&store_id=1",
+                    CUSTOMER.replace('@', "%40")
+                )))
                 .unwrap(),
         )
         .await;
@@ -260,7 +300,11 @@ async fn links_expire_on_the_clock_and_expiry_is_capped(backend: Backend) {
     let late = token_for(&t, &bearer, 5).await;
     t.clock.advance(5 * 60 - 1);
     assert_eq!(t.get(&link_path(&token), None).await.status, StatusCode::OK);
-    assert_eq!(confirm(&t, &token).await.status, StatusCode::FOUND, "one second left");
+    assert_eq!(
+        confirm(&t, &token).await.status,
+        StatusCode::FOUND,
+        "one second left"
+    );
     t.clock.advance(1);
     let page = t.get(&link_path(&late), None).await;
     assert_eq!(page.status, StatusCode::GONE);
@@ -273,7 +317,10 @@ async fn links_expire_on_the_clock_and_expiry_is_capped(backend: Backend) {
         json!({"email": CUSTOMER, "storeId": 1, "expiry": 100000}),
     )
     .await;
-    assert_eq!(capped["expires_at"], "2030-03-17 18:21:40", "30 minutes after now");
+    assert_eq!(
+        capped["expires_at"], "2030-03-17 18:21:40",
+        "30 minutes after now"
+    );
     for bad in [json!(0), json!(-5), json!("soon"), json!(1.5)] {
         let r = post_json(
             &t,
@@ -297,7 +344,9 @@ async fn prefetches_and_cross_site_posts_burn_nothing(backend: Backend) {
     }
     let head = t.call(Method::HEAD, &link_path(&token), None, None).await;
     assert_eq!(head.status, StatusCode::OK);
-    let no_slash = t.get(&format!("/customer/otp/auth/token/{token}"), None).await;
+    let no_slash = t
+        .get(&format!("/customer/otp/auth/token/{token}"), None)
+        .await;
     assert_eq!(no_slash.status, StatusCode::OK);
     let forged = t
         .send(
@@ -308,7 +357,11 @@ async fn prefetches_and_cross_site_posts_burn_nothing(backend: Backend) {
         )
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
-    assert_eq!(confirm(&t, &token).await.status, StatusCode::FOUND, "still unused");
+    assert_eq!(
+        confirm(&t, &token).await.status,
+        StatusCode::FOUND,
+        "still unused"
+    );
 }
 
 /// `next` must stay on the store's origins, when the link is made and again when it is used.
@@ -326,14 +379,20 @@ async fn next_never_leaves_the_stores_origins(backend: Backend) {
         let body = json!({"email": CUSTOMER, "storeId": 1, "expiry": 5, "next": evil}).to_string();
         let r = post_json(&t, "/rest/V1/otp/createToken", &body, Some(&bearer)).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{evil}: {}", r.text);
-        assert_eq!(r.json["message"], "The \"next\" URL is not allowed for this store.");
+        assert_eq!(
+            r.json["message"],
+            "The \"next\" URL is not allowed for this store."
+        );
         let body = json!({"email": CUSTOMER, "storeId": 1, "next": evil}).to_string();
         let r = post_json(&t, "/rest/V1/otp/send", &body, None).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{evil}");
     }
     for (next, to) in [
         ("/checkout/cart/", "https://shop.example.com/checkout/cart/"),
-        ("https://account.example.com/orders?x=1", "https://account.example.com/orders?x=1"),
+        (
+            "https://account.example.com/orders?x=1",
+            "https://account.example.com/orders?x=1",
+        ),
     ] {
         let answer = create_token(
             &t,
@@ -360,12 +419,20 @@ async fn a_next_no_longer_allowed_lands_on_the_store(backend: Backend) {
     // The same store and data, with the account origin dropped from the allow-list.
     let stricter = TestApp::with(
         t.store.clone(),
-        &[("LATCHKEY_STORES", r#"[{"id":1,"base_url":"https://shop.example.com"}]"#)],
+        &[(
+            "LATCHKEY_STORES",
+            r#"[{"id":1,"base_url":"https://shop.example.com"}]"#,
+        )],
     );
     stricter.clock.set(t.clock.now());
     let r = confirm(&stricter, token).await;
-    assert_eq!((r.status, location(&r)), (StatusCode::FOUND, "https://shop.example.com/"));
-    let me = t.get("/rest/V1/customers/me", Some(&session_cookie(&r))).await;
+    assert_eq!(
+        (r.status, location(&r)),
+        (StatusCode::FOUND, "https://shop.example.com/")
+    );
+    let me = t
+        .get("/rest/V1/customers/me", Some(&session_cookie(&r)))
+        .await;
     assert_eq!(me.json["id"], customer.id);
 }
 
@@ -423,41 +490,76 @@ async fn send_answers_alike_and_is_throttled(backend: Backend) {
     };
     let known = send(CUSTOMER, [198, 51, 100, 1]).await;
     let unknown = send("nobody@example.com", [198, 51, 100, 1]).await;
-    assert_eq!((known.status, known.text.as_str()), (StatusCode::OK, "true"));
-    assert_eq!((unknown.status, unknown.text.as_str()), (StatusCode::OK, "true"));
+    assert_eq!(
+        (known.status, known.text.as_str()),
+        (StatusCode::OK, "true")
+    );
+    assert_eq!(
+        (unknown.status, unknown.text.as_str()),
+        (StatusCode::OK, "true")
+    );
     assert_eq!(t.run_link_mailer().await, 1, "only the customer gets mail");
     assert!(t.last_email_to("nobody@example.com").is_none());
     let email = t.last_email_to(CUSTOMER).unwrap();
-    assert!(email.text.contains("expires in 15 minutes"), "{}", email.text);
+    assert!(
+        email.text.contains("expires in 15 minutes"),
+        "{}",
+        email.text
+    );
 
     // Per email: the third send to the customer in the window is refused, from any address.
-    assert_eq!(send(CUSTOMER, [198, 51, 100, 2]).await.status, StatusCode::OK);
+    assert_eq!(
+        send(CUSTOMER, [198, 51, 100, 2]).await.status,
+        StatusCode::OK
+    );
     let r = send(CUSTOMER, [198, 51, 100, 3]).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
     assert_eq!(
         r.json["message"],
         "Too many login links were requested. Please wait and try again later."
     );
-    assert_eq!(t.run_link_mailer().await, 1, "the refused send made no link");
+    assert_eq!(
+        t.run_link_mailer().await,
+        1,
+        "the refused send made no link"
+    );
     // Per address: 4 from one address (two were counted above).
-    assert_eq!(send("a@example.com", [198, 51, 100, 1]).await.status, StatusCode::OK);
-    assert_eq!(send("b@example.com", [198, 51, 100, 1]).await.status, StatusCode::OK);
+    assert_eq!(
+        send("a@example.com", [198, 51, 100, 1]).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send("b@example.com", [198, 51, 100, 1]).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         send("c@example.com", [198, 51, 100, 1]).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
     // Per store: 6 in all were counted (the refused ones gave theirs back).
-    assert_eq!(send("d@example.com", [198, 51, 100, 9]).await.status, StatusCode::OK);
+    assert_eq!(
+        send("d@example.com", [198, 51, 100, 9]).await.status,
+        StatusCode::OK
+    );
     assert_eq!(
         send("e@example.com", [198, 51, 100, 10]).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
     // A new window lets them through again.
     t.clock.advance(15 * 60);
-    assert_eq!(send(CUSTOMER, [198, 51, 100, 3]).await.status, StatusCode::OK);
+    assert_eq!(
+        send(CUSTOMER, [198, 51, 100, 3]).await.status,
+        StatusCode::OK
+    );
 
     // Unknown stores and missing fields: Magento's answers.
-    let r = post_json(&t, "/rest/V1/otp/send", r#"{"email":"x@example.com","storeId":"9"}"#, None).await;
+    let r = post_json(
+        &t,
+        "/rest/V1/otp/send",
+        r#"{"email":"x@example.com","storeId":"9"}"#,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(
         r.json["message"],
@@ -493,12 +595,21 @@ async fn stores_keep_their_customers_and_locales(backend: Backend) {
     let wrong_store = json!({"email": "kunde@example.de", "storeId": 1, "expiry": 5}).to_string();
     let r = post_json(&t, "/rest/V1/otp/createToken", &wrong_store, Some(&bearer)).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
-    let r = post_json(&t, "/rest/V1/otp/send", r#"{"email":"kunde@example.de","storeId":2}"#, None).await;
+    let r = post_json(
+        &t,
+        "/rest/V1/otp/send",
+        r#"{"email":"kunde@example.de","storeId":2}"#,
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(t.run_link_mailer().await, 1);
     let mail = t.last_email_to("kunde@example.de").unwrap();
     assert_eq!(mail.subject, "Ihr Anmeldelink für Laden");
-    assert!(mail.text.contains("https://shop.example.de/customer/otp/auth/token/"));
+    assert!(
+        mail.text
+            .contains("https://shop.example.de/customer/otp/auth/token/")
+    );
     assert_eq!(kunde.store_id, 2);
 }
 
@@ -515,10 +626,19 @@ async fn admin_views_list_and_revoke(backend: Backend) {
     let tokens = format!("/rest/V1/otp/customers/{}/tokens", customer.id);
     let r = t.get(&tokens, Some(&bearer)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    let states: Vec<&str> = r.json.as_array().unwrap().iter().map(|l| l["state"].as_str().unwrap()).collect();
+    let states: Vec<&str> = r
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["state"].as_str().unwrap())
+        .collect();
     assert_eq!(states, ["used", "active", "active"]);
     for secret in [&used, &old, &newest] {
-        assert!(!r.text.contains(secret.as_str()), "a view never shows a token");
+        assert!(
+            !r.text.contains(secret.as_str()),
+            "a view never shows a token"
+        );
     }
     assert!(r.json[0]["used_at"].is_string());
     let active = t.get(&format!("{tokens}/active"), Some(&bearer)).await;
@@ -526,7 +646,9 @@ async fn admin_views_list_and_revoke(backend: Backend) {
     let newest_id = active.json["id"].as_str().unwrap().to_owned();
     assert_eq!(active.json, r.json[2]);
     assert_eq!(t.get(&tokens, None).await.status, StatusCode::UNAUTHORIZED);
-    let nobody = t.get("/rest/V1/otp/customers/999/tokens", Some(&bearer)).await;
+    let nobody = t
+        .get("/rest/V1/otp/customers/999/tokens", Some(&bearer))
+        .await;
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
 
     let revoke = format!("{tokens}/revoke");
@@ -542,14 +664,20 @@ async fn admin_views_list_and_revoke(backend: Backend) {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
     // Revoking the customer's tokens moves their generation: the remaining link dies too.
-    accounts::revoke_tokens(t.db(), customer.id, "test").await.unwrap();
+    accounts::revoke_tokens(t.db(), customer.id, "test")
+        .await
+        .unwrap();
     assert_eq!(confirm(&t, &old).await.status, StatusCode::GONE);
     let active = t.get(&format!("{tokens}/active"), Some(&bearer)).await;
     assert_eq!(active.status, StatusCode::NOT_FOUND);
     let fresh = token_for(&t, &bearer, 10).await;
     let r = post_json(&t, &revoke, "", Some(&bearer)).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(confirm(&t, &fresh).await.status, StatusCode::GONE, "revoke all");
+    assert_eq!(
+        confirm(&t, &fresh).await.status,
+        StatusCode::GONE,
+        "revoke all"
+    );
 }
 
 async fn r_json_id(t: &TestApp, tokens: &str, bearer: &str, index: usize) -> Value {
@@ -562,11 +690,19 @@ async fn the_mailer_sends_each_request_once(backend: Backend) {
     let (t, bearer, _) = app(backend, &[]).await;
     let token = token_for(&t, &bearer, 10).await;
     let body = json!({"path": "customer/otp/auth", "token": token}).to_string();
-    assert_eq!(post_json(&t, "/rest/V1/otp/createUrl", &body, None).await.status, StatusCode::OK);
+    assert_eq!(
+        post_json(&t, "/rest/V1/otp/createUrl", &body, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     let keys = t.link_queue.take();
     assert_eq!(keys.len(), 1);
     let item = t.store.get(&keys[0], T0).await.unwrap().unwrap();
-    assert!(!holds(&item, &token), "the stream image carries the token sealed only");
+    assert!(
+        !holds(&item, &token),
+        "the stream image carries the token sealed only"
+    );
     assert!(item.bytes("sealed_token").is_some());
     let stream_event = json!({"Records": [
         {"eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb",
@@ -576,27 +712,53 @@ async fn the_mailer_sends_each_request_once(backend: Backend) {
         {"eventID": "3", "eventName": "MODIFY", "eventSource": "aws:dynamodb",
          "dynamodb": {"Keys": {"pk": {"S": "USER#1"}, "sk": {"S": "PROFILE"}}, "SequenceNumber": "102"}}
     ]});
-    let answer = link_mailer::handle_event(&t.app, &stream_event).await.unwrap();
+    let answer = link_mailer::handle_event(&t.app, &stream_event)
+        .await
+        .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}));
-    let answer = link_mailer::handle_event(&t.app, &stream_event).await.unwrap();
+    let answer = link_mailer::handle_event(&t.app, &stream_event)
+        .await
+        .unwrap();
     assert_eq!(answer, json!({"batchItemFailures": []}), "a retried batch");
-    let mails: Vec<_> = t.outbox.emails().into_iter().filter(|e| e.to == CUSTOMER).collect();
+    let mails: Vec<_> = t
+        .outbox
+        .emails()
+        .into_iter()
+        .filter(|e| e.to == CUSTOMER)
+        .collect();
     assert_eq!(mails.len(), 1);
     let sent = t.store.get(&keys[0], T0).await.unwrap().unwrap();
-    assert!(sent.bytes("sealed_token").is_none(), "the sealed token is dropped once sent");
+    assert!(
+        sent.bytes("sealed_token").is_none(),
+        "the sealed token is dropped once sent"
+    );
 
     // A storefront's own event (SQS) asks for a link; its redelivery asks for nothing more.
     let sqs = json!({"Records": [{"messageId": "m-1", "eventSource": "aws:sqs",
         "body": json!({"email": CUSTOMER, "storeId": 1}).to_string()}]});
-    assert_eq!(link_mailer::handle_event(&t.app, &sqs).await.unwrap(), json!({"batchItemFailures": []}));
-    assert_eq!(link_mailer::handle_event(&t.app, &sqs).await.unwrap(), json!({"batchItemFailures": []}));
-    assert_eq!(t.run_link_mailer().await, 1, "one link for a message delivered twice");
+    assert_eq!(
+        link_mailer::handle_event(&t.app, &sqs).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert_eq!(
+        link_mailer::handle_event(&t.app, &sqs).await.unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    assert_eq!(
+        t.run_link_mailer().await,
+        1,
+        "one link for a message delivered twice"
+    );
     let bridge = json!({"version": "0", "id": "e-1", "detail-type": "LoginLinkRequested",
         "source": "shop", "detail": {"email": CUSTOMER, "storeId": "1", "requestId": "r-9"}});
     link_mailer::handle_event(&t.app, &bridge).await.unwrap();
     link_mailer::handle_event(&t.app, &bridge).await.unwrap();
     assert_eq!(t.run_link_mailer().await, 1);
-    assert!(link_mailer::handle_event(&t.app, &json!({"nope": 1})).await.is_err());
+    assert!(
+        link_mailer::handle_event(&t.app, &json!({"nope": 1}))
+            .await
+            .is_err()
+    );
 }
 
 /// Errors of the token routes, in Magento's shape.
@@ -605,34 +767,86 @@ async fn token_routes_answer_in_magentos_shape(backend: Backend) {
     let create = "/rest/V1/otp/createToken";
     let r = post_json(&t, create, "{}", Some(&bearer)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert_eq!(r.json["message"], "One or more input exceptions have occurred.");
+    assert_eq!(
+        r.json["message"],
+        "One or more input exceptions have occurred."
+    );
     assert_eq!(r.json["errors"].as_array().unwrap().len(), 3);
-    let r = post_json(&t, create, r#"{"email":"buyer@example.com","storeId":"7","expiry":5}"#, Some(&bearer)).await;
+    let r = post_json(
+        &t,
+        create,
+        r#"{"email":"buyer@example.com","storeId":"7","expiry":5}"#,
+        Some(&bearer),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = post_json(&t, create, "{not json", Some(&bearer)).await;
-    assert_eq!((r.status, r.json["message"].as_str()), (StatusCode::BAD_REQUEST, Some("Decoding error.")));
-    let r = post_json(&t, "/rest/default/V1/otp/createToken", r#"{"email":"buyer@example.com","storeId":1,"expiry":5}"#, Some(&bearer)).await;
+    assert_eq!(
+        (r.status, r.json["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Decoding error."))
+    );
+    let r = post_json(
+        &t,
+        "/rest/default/V1/otp/createToken",
+        r#"{"email":"buyer@example.com","storeId":1,"expiry":5}"#,
+        Some(&bearer),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "store code path");
 
     let url = "/rest/V1/otp/createUrl";
     let token = token_for(&t, &bearer, 5).await;
-    let r = post_json(&t, url, &json!({"path": "admin/evil", "token": token}).to_string(), None).await;
+    let r = post_json(
+        &t,
+        url,
+        &json!({"path": "admin/evil", "token": token}).to_string(),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json["parameters"], json!(["admin/evil"]));
-    let r = post_json(&t, url, &json!({"path": "customer/otp/auth", "token": "B6uiladd2569hikvf6vcphh8FixchO7T"}).to_string(), None).await;
+    let r = post_json(
+        &t,
+        url,
+        &json!({"path": "customer/otp/auth", "token": "B6uiladd2569hikvf6vcphh8FixchO7T"})
+            .to_string(),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let r = post_json(&t, url, &json!({"path": "customer/otp/auth", "token": 12}).to_string(), None).await;
+    let r = post_json(
+        &t,
+        url,
+        &json!({"path": "customer/otp/auth", "token": 12}).to_string(),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let r = post_json(&t, url, "{}", None).await;
     assert_eq!(r.json["errors"].as_array().unwrap().len(), 2);
     assert_eq!(confirm(&t, &token).await.status, StatusCode::FOUND);
-    let r = post_json(&t, url, &json!({"path": "customer/otp/auth", "token": token}).to_string(), None).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "a used token makes no URL");
+    let r = post_json(
+        &t,
+        url,
+        &json!({"path": "customer/otp/auth", "token": token}).to_string(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a used token makes no URL"
+    );
 
     // The pages: HTML answers for unknown paths and methods.
     let r = t.get("/customer/otp/nothing", None).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let r = t.get("/customer/otp/request", None).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
 }

@@ -263,17 +263,27 @@ fn the_link_mailer_takes_only_mail_requests_from_the_stream_and_reports_failures
         ["ReportBatchItemFailures"]
     );
     assert!(p["MaximumRetryAttempts"].as_u64().is_some_and(|n| n > 0));
-    assert_eq!(p["DestinationConfig"]["OnFailure"]["Type"].as_str(), Some("SQS"));
+    assert_eq!(
+        p["DestinationConfig"]["OnFailure"]["Type"].as_str(),
+        Some("SQS")
+    );
     // The filter passes inserts of mail requests, nothing else: a profile (with its password
     // hash) never reaches the mailer.
-    let filters = p["FilterCriteria"]["Filters"].as_sequence().expect("a filter");
+    let filters = p["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .expect("a filter");
     assert_eq!(filters.len(), 1);
     let pattern: serde_json::Value =
         serde_json::from_str(filters[0]["Pattern"].as_str().unwrap()).unwrap();
     assert_eq!(pattern["eventName"], serde_json::json!(["INSERT"]));
-    let prefix = pattern["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"].as_str().unwrap();
+    let prefix = pattern["dynamodb"]["Keys"]["pk"]["S"][0]["prefix"]
+        .as_str()
+        .unwrap();
     assert_eq!(prefix, latchkey_core::records::login_link::MAIL_PK_PREFIX);
-    assert_eq!(pattern["dynamodb"]["Keys"]["sk"]["S"], serde_json::json!(["REQUEST"]));
+    assert_eq!(
+        pattern["dynamodb"]["Keys"]["sk"]["S"],
+        serde_json::json!(["REQUEST"])
+    );
     assert_eq!(events["Requests"]["Type"].as_str(), Some("SQS"));
     assert_eq!(
         strings(&events["Requests"]["Properties"]["FunctionResponseTypes"]),

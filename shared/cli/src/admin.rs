@@ -8,9 +8,9 @@ use latchkey_core::crypto::totp::TotpSecret;
 use latchkey_core::crypto::{CryptoError, SecretString};
 use latchkey_core::identity::accounts::{self, NewUser, TotpSetup};
 use latchkey_core::identity::integrations::{self, Grantor};
+use latchkey_core::identity::links::LinkState;
 use latchkey_core::identity::users::{Factor, Role, Totp, User};
 use latchkey_core::identity::{Error, Taken};
-use latchkey_core::identity::links::LinkState;
 use latchkey_core::link_mailer;
 use latchkey_core::ports::SystemRng;
 

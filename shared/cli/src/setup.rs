@@ -9,10 +9,10 @@ use latchkey_core::crypto::keys::KeySet;
 use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::ports::{Clock, LinkQueue, SystemRng};
 use latchkey_core::store::Key;
-use tokio::sync::mpsc;
 use latchkey_core::{App, Deps};
 use latchkey_embedded::outbox::Outbox;
 use latchkey_embedded::store::SqliteStore;
+use tokio::sync::mpsc;
 
 use crate::keys;
 

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use crate::crypto::SecretString;
 
 use crate::identity::limits::Window;
-use crate::stores::Stores;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
+use crate::stores::Stores;
 
 /// Whether this is a development or a production deployment. Production refuses to start with
 /// generated development keys, and never serves the local outbox.
@@ -461,7 +461,10 @@ impl Config {
                 max_secs: 3600,
                 paths: vec!["customer/otp/auth".into()],
                 mail_on_create_url: true,
-                per_email: Window { limit: 3, secs: 900 },
+                per_email: Window {
+                    limit: 3,
+                    secs: 900,
+                },
                 per_ip: Window {
                     limit: 10,
                     secs: 900,
@@ -735,7 +738,13 @@ mod tests {
         assert_eq!(c.links.max_secs, 60 * 60);
         assert_eq!(c.links.paths, ["customer/otp/auth"]);
         assert!(c.links.mail_on_create_url);
-        assert_eq!(c.links.per_email, Window { limit: 3, secs: 900 });
+        assert_eq!(
+            c.links.per_email,
+            Window {
+                limit: 3,
+                secs: 900
+            }
+        );
         assert_eq!(c.templates_dir, None);
     }
 

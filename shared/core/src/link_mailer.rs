@@ -35,7 +35,9 @@ const VIA_EVENT: &str = "event";
 pub fn compose(app: &App, request: &MailRequest, token: &str) -> Option<Email> {
     let store = app.config.stores.get(request.store_id)?;
     let link = link_url(app, store, &request.path, token);
-    let minutes = ((request.valid_until - app.clock.now() + 59) / 60).max(1).to_string();
+    let minutes = ((request.valid_until - app.clock.now() + 59) / 60)
+        .max(1)
+        .to_string();
     let e = app.templates().email(
         Template::LoginLink,
         Some(store),

@@ -86,10 +86,16 @@ impl Stores {
             });
             let locale = s.locale.unwrap_or_else(|| "en_US".into());
             if !locale_ok(&locale) {
-                return Err(format!("store {}: locale `{locale}` is not like en_US", s.id));
+                return Err(format!(
+                    "store {}: locale `{locale}` is not like en_US",
+                    s.id
+                ));
             }
             if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("store {}: code `{code}` is not [A-Za-z0-9_]+", s.id));
+                return Err(format!(
+                    "store {}: code `{code}` is not [A-Za-z0-9_]+",
+                    s.id
+                ));
             }
             let base_url = s
                 .base_url
@@ -274,6 +280,9 @@ mod tests {
         // The second store has no base URL of its own: the public URL's origin.
         let de = s.get(2).unwrap();
         assert!(de.allowed_next(PUBLIC, "/x").is_some());
-        assert!(de.allowed_next(PUBLIC, "https://shop.example.com/").is_none());
+        assert!(
+            de.allowed_next(PUBLIC, "https://shop.example.com/")
+                .is_none()
+        );
     }
 }

@@ -192,10 +192,16 @@ impl Links<'_> {
         Ok((token, link))
     }
 
-    fn mail_request(&self, link: &Link, token: &str, to: &str, path: &str) -> Result<MailRequest, Error> {
-        let sealed = self
-            .sealer
-            .seal(token.as_bytes(), &record::sealing_aad(&link.id), self.rng)?;
+    fn mail_request(
+        &self,
+        link: &Link,
+        token: &str,
+        to: &str,
+        path: &str,
+    ) -> Result<MailRequest, Error> {
+        let sealed =
+            self.sealer
+                .seal(token.as_bytes(), &record::sealing_aad(&link.id), self.rng)?;
         Ok(MailRequest {
             link_id: link.id.clone(),
             uid: link.uid,
@@ -274,7 +280,11 @@ impl Links<'_> {
             return Ok(Err(Dead::Unknown));
         }
         let now = self.db.now();
-        let link = match self.db.apply(record::use_once(&self.hash(token), now)).await {
+        let link = match self
+            .db
+            .apply(record::use_once(&self.hash(token), now))
+            .await
+        {
             Ok(item) => Link::try_from(&item)?,
             Err(StoreError::ConditionFailed { current: None }) => {
                 fail("unknown_link").emit();
@@ -300,11 +310,7 @@ impl Links<'_> {
             Err(e) => return Err(e.into()),
         };
         let user = match accounts::get(self.db, link.uid).await? {
-            Some(user)
-                if user.role == Role::Customer && user.honours(link.token_gen) =>
-            {
-                user
-            }
+            Some(user) if user.role == Role::Customer && user.honours(link.token_gen) => user,
             _ => {
                 fail("revoked_link").user(link.uid).emit();
                 return Ok(Err(Dead::Revoked));
@@ -373,11 +379,7 @@ impl Links<'_> {
             )),
             req.ip
                 .map(|ip| ("link-ip", rate::ip_subject(ip), req.limits.per_ip)),
-            Some((
-                "link-store",
-                req.store_id.to_string(),
-                req.limits.per_store,
-            )),
+            Some(("link-store", req.store_id.to_string(), req.limits.per_store)),
         ]
         .into_iter()
         .flatten()

@@ -7,8 +7,8 @@ pub mod accounts;
 pub mod codes;
 pub mod integrations;
 pub mod limits;
-pub mod sessions;
 pub mod links;
+pub mod sessions;
 pub mod signin;
 pub mod users;
 

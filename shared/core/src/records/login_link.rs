@@ -295,7 +295,10 @@ impl TryFrom<&Item> for MailRequest {
                 .ok_or_else(|| corrupt(&item.key, attr::STORE))?,
             to: text(attr::TO)?,
             path: text(attr::PATH)?,
-            sealed: item.bytes(attr::SEALED).map(<[u8]>::to_vec).unwrap_or_default(),
+            sealed: item
+                .bytes(attr::SEALED)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default(),
             valid_until: item.num(attr::VALID_UNTIL).unwrap_or(0),
             state: MailState::parse(item.str(attr::STATE)),
             tries: item
@@ -344,7 +347,9 @@ pub fn release(key: Key, give_up: bool) -> Write {
     } else {
         MailState::Pending
     };
-    let mut update = Update::new().set(attr::STATE, state.as_str()).remove(attr::LEASE);
+    let mut update = Update::new()
+        .set(attr::STATE, state.as_str())
+        .remove(attr::LEASE);
     if give_up {
         update = update.remove(attr::SEALED);
     }
@@ -407,7 +412,10 @@ mod tests {
         let r = revoke("h", 1200);
         let revoked = r.update.apply(&r.key, Some(&item));
         assert!(!use_once("h", 1200).cond.holds(Some(&revoked)), "revoked");
-        assert!(!revoke("h", 1200).cond.holds(Some(&used)), "used stays used");
+        assert!(
+            !revoke("h", 1200).cond.holds(Some(&used)),
+            "used stays used"
+        );
     }
 
     #[test]
@@ -436,7 +444,10 @@ mod tests {
         let done = s.update.apply(&s.key, Some(&held));
         assert!(done.bytes(attr::SEALED).is_none(), "the sealed token goes");
         assert!(!claim(mail_key("abc"), 9999, 60).cond.holds(Some(&done)));
-        assert_eq!(mail_key_of("LINKMAIL#abc", "REQUEST"), Some(mail_key("abc")));
+        assert_eq!(
+            mail_key_of("LINKMAIL#abc", "REQUEST"),
+            Some(mail_key("abc"))
+        );
         assert_eq!(mail_key_of("USER#1", "PROFILE"), None);
     }
 }

@@ -74,19 +74,84 @@ impl Part {
 
 /// The compiled-in parts: (locale, template, part, text).
 const BUILT_IN: &[(&str, &str, &str, &str)] = &[
-    ("en_US", "login_link", "subject", include_str!("en_US/login_link.subject")),
-    ("en_US", "login_link", "txt", include_str!("en_US/login_link.txt")),
-    ("en_US", "login_link", "html", include_str!("en_US/login_link.html")),
-    ("de_DE", "login_link", "subject", include_str!("de_DE/login_link.subject")),
-    ("de_DE", "login_link", "txt", include_str!("de_DE/login_link.txt")),
-    ("de_DE", "login_link", "html", include_str!("de_DE/login_link.html")),
-    ("en_US", "tfa_setup", "subject", include_str!("en_US/tfa_setup.subject")),
-    ("en_US", "tfa_setup", "txt", include_str!("en_US/tfa_setup.txt")),
-    ("en_US", "tfa_setup", "html", include_str!("en_US/tfa_setup.html")),
-    ("en_US", "email_code", "subject", include_str!("en_US/email_code.subject")),
-    ("en_US", "email_code", "txt", include_str!("en_US/email_code.txt")),
-    ("en_US", "email_code", "html", include_str!("en_US/email_code.html")),
-    ("en_US", "sms_code", "txt", include_str!("en_US/sms_code.txt")),
+    (
+        "en_US",
+        "login_link",
+        "subject",
+        include_str!("en_US/login_link.subject"),
+    ),
+    (
+        "en_US",
+        "login_link",
+        "txt",
+        include_str!("en_US/login_link.txt"),
+    ),
+    (
+        "en_US",
+        "login_link",
+        "html",
+        include_str!("en_US/login_link.html"),
+    ),
+    (
+        "de_DE",
+        "login_link",
+        "subject",
+        include_str!("de_DE/login_link.subject"),
+    ),
+    (
+        "de_DE",
+        "login_link",
+        "txt",
+        include_str!("de_DE/login_link.txt"),
+    ),
+    (
+        "de_DE",
+        "login_link",
+        "html",
+        include_str!("de_DE/login_link.html"),
+    ),
+    (
+        "en_US",
+        "tfa_setup",
+        "subject",
+        include_str!("en_US/tfa_setup.subject"),
+    ),
+    (
+        "en_US",
+        "tfa_setup",
+        "txt",
+        include_str!("en_US/tfa_setup.txt"),
+    ),
+    (
+        "en_US",
+        "tfa_setup",
+        "html",
+        include_str!("en_US/tfa_setup.html"),
+    ),
+    (
+        "en_US",
+        "email_code",
+        "subject",
+        include_str!("en_US/email_code.subject"),
+    ),
+    (
+        "en_US",
+        "email_code",
+        "txt",
+        include_str!("en_US/email_code.txt"),
+    ),
+    (
+        "en_US",
+        "email_code",
+        "html",
+        include_str!("en_US/email_code.html"),
+    ),
+    (
+        "en_US",
+        "sms_code",
+        "txt",
+        include_str!("en_US/sms_code.txt"),
+    ),
 ];
 
 /// A rendered email.
@@ -138,7 +203,12 @@ impl<'a> Templates<'a> {
     }
 
     /// Renders a text-message template.
-    pub fn sms(&self, template: Template, store: Option<&StoreView>, vars: &[(&str, &str)]) -> String {
+    pub fn sms(
+        &self,
+        template: Template,
+        store: Option<&StoreView>,
+        vars: &[(&str, &str)],
+    ) -> String {
         render(&self.source(template, Part::Text, store), vars, false)
             .trim()
             .to_owned()
@@ -278,13 +348,19 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_escaped_in_html() {
-        let vars = [("link", "https://x.example/?a=1&b=<2>"), ("store_name", "Shop")];
+        let vars = [
+            ("link", "https://x.example/?a=1&b=<2>"),
+            ("store_name", "Shop"),
+        ];
         let e = Templates::new(None).email(Template::LoginLink, None, &vars);
         assert_eq!(e.subject, "Your sign-in link for Shop");
         assert!(e.text.contains("https://x.example/?a=1&b=<2>"));
         assert!(e.html.contains("https://x.example/?a=1&amp;b=&lt;2&gt;"));
         assert!(!e.html.contains("{{"));
-        assert_eq!(render("a {{ x }} b {{y}} {{", &[("x", "1")], false), "a 1 b  {{");
+        assert_eq!(
+            render("a {{ x }} b {{y}} {{", &[("x", "1")], false),
+            "a 1 b  {{"
+        );
     }
 
     #[test]
@@ -292,8 +368,16 @@ mod tests {
         let stores = Stores::parse(r#"[{"id":1},{"id":2,"code":"de","locale":"de_DE"},{"id":3,"code":"fr","locale":"fr_FR"}]"#).unwrap();
         let t = Templates::new(None);
         let vars = [("store_name", "Laden")];
-        assert!(t.email(Template::LoginLink, stores.get(2), &vars).subject.starts_with("Ihr Anmeldelink"));
-        assert!(t.email(Template::LoginLink, stores.get(3), &vars).subject.starts_with("Your sign-in link"));
+        assert!(
+            t.email(Template::LoginLink, stores.get(2), &vars)
+                .subject
+                .starts_with("Ihr Anmeldelink")
+        );
+        assert!(
+            t.email(Template::LoginLink, stores.get(3), &vars)
+                .subject
+                .starts_with("Your sign-in link")
+        );
     }
 
     #[test]
@@ -303,16 +387,37 @@ mod tests {
         std::fs::create_dir_all(dir.join("de").join("de_DE")).unwrap();
         std::fs::create_dir_all(dir.join("en_US")).unwrap();
         std::fs::write(dir.join("login_link.subject"), "Generic {{store_name}}").unwrap();
-        std::fs::write(dir.join("de").join("de_DE").join("login_link.subject"), "Nur de").unwrap();
+        std::fs::write(
+            dir.join("de").join("de_DE").join("login_link.subject"),
+            "Nur de",
+        )
+        .unwrap();
         let stores = Stores::parse(r#"[{"id":1},{"id":2,"code":"de","locale":"de_DE"}]"#).unwrap();
         let t = Templates::new(Some(&dir));
         let vars = [("store_name", "Shop")];
-        assert_eq!(t.email(Template::LoginLink, stores.get(2), &vars).subject, "Nur de");
-        assert_eq!(t.email(Template::LoginLink, stores.get(1), &vars).subject, "Generic Shop");
+        assert_eq!(
+            t.email(Template::LoginLink, stores.get(2), &vars).subject,
+            "Nur de"
+        );
+        assert_eq!(
+            t.email(Template::LoginLink, stores.get(1), &vars).subject,
+            "Generic Shop"
+        );
         // Parts without an override stay built in.
-        assert!(t.email(Template::LoginLink, stores.get(1), &vars).text.contains("Use this link"));
-        std::fs::write(dir.join("en_US").join("login_link.subject"), "Locale {{store_name}}").unwrap();
-        assert_eq!(t.email(Template::LoginLink, stores.get(1), &vars).subject, "Locale Shop");
+        assert!(
+            t.email(Template::LoginLink, stores.get(1), &vars)
+                .text
+                .contains("Use this link")
+        );
+        std::fs::write(
+            dir.join("en_US").join("login_link.subject"),
+            "Locale {{store_name}}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.email(Template::LoginLink, stores.get(1), &vars).subject,
+            "Locale Shop"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -320,7 +425,11 @@ mod tests {
     fn codes_render_for_both_channels() {
         let t = Templates::new(None);
         match t.code_message(Channel::Email, None, "123456", 10) {
-            Message::Email { subject, text, html } => {
+            Message::Email {
+                subject,
+                text,
+                html,
+            } => {
                 assert!(subject.contains("verification code"));
                 assert!(text.contains("123456") && text.contains("10 minutes"));
                 assert!(html.is_some_and(|h| h.contains("123456")));

@@ -286,15 +286,22 @@ impl Principal {
 }
 
 /// Resolves the request's Bearer token; `resource` names what was asked for in the refusal.
-pub(crate) async fn principal(app: &App, call: &Call, resource: &str) -> Result<Principal, MagentoError> {
+pub(crate) async fn principal(
+    app: &App,
+    call: &Call,
+    resource: &str,
+) -> Result<Principal, MagentoError> {
     let refused = || MagentoError::not_authorized(resource);
     let token = match web::bearer(call.req.headers()) {
         Some(token) => token,
         // A storefront page reads its signed-in customer with the session cookie a login link
         // set (GET only, and only for a customer token: the cookie carries nothing else).
         None if call.req.method() == Method::GET => {
-            let token = web::cookie(call.req.headers(), crate::dialects::magic_link::SESSION_COOKIE)
-                .ok_or_else(refused)?;
+            let token = web::cookie(
+                call.req.headers(),
+                crate::dialects::magic_link::SESSION_COOKIE,
+            )
+            .ok_or_else(refused)?;
             return match token_principal(app, token, resource).await? {
                 p @ Principal::Customer(_) => Ok(p),
                 _ => Err(refused()),

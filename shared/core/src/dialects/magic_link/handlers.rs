@@ -136,9 +136,7 @@ pub async fn create_token(app: &App, call: &Call) -> Answer {
         None => None,
     };
     let customer = customer_by_email(app, store, &email).await?;
-    let ttl = minutes
-        .saturating_mul(60)
-        .min(app.config.links.max_secs);
+    let ttl = minutes.saturating_mul(60).min(app.config.links.max_secs);
     let issued = app
         .links()
         .issue(&customer, store.id, ttl, next.as_deref(), VIA)
@@ -157,7 +155,11 @@ pub async fn create_token(app: &App, call: &Call) -> Answer {
 
 /// The active customer with this email who may sign in to `store`, else Magento's "no such
 /// entity" answer (the route is an admin's: it may say so).
-async fn customer_by_email(app: &App, store: &StoreView, email: &str) -> Result<User, MagentoError> {
+async fn customer_by_email(
+    app: &App,
+    store: &StoreView,
+    email: &str,
+) -> Result<User, MagentoError> {
     let found = accounts::find(app.db(), email.trim())
         .await?
         .filter(|u| u.role == Role::Customer && u.active)
@@ -322,7 +324,8 @@ pub async fn revoke_tokens(app: &App, call: &Call) -> Answer {
     require_admin(app, call).await?;
     let user = customer_param(app, call).await?;
     let obj = body(app, call)?;
-    let id = web::optional_string_field(&obj, "tokenId").map_err(|e| MagentoError::fields(vec![e]))?;
+    let id =
+        web::optional_string_field(&obj, "tokenId").map_err(|e| MagentoError::fields(vec![e]))?;
     app.links()
         .revoke(&user, id.as_deref(), VIA)
         .await

@@ -77,13 +77,22 @@ fn page(status: StatusCode, title: &str, main: &str, nonce: Option<&str>) -> Res
         Some(n) => format!(
             "default-src 'none'; style-src 'unsafe-inline'; script-src 'nonce-{n}'; base-uri 'none'; frame-ancestors 'none'"
         ),
-        None => "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'".to_owned(),
+        None => {
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+                .to_owned()
+        }
     };
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -93,10 +102,11 @@ fn page(status: StatusCode, title: &str, main: &str, nonce: Option<&str>) -> Res
 }
 
 fn nonce(app: &App) -> Result<String, Error> {
-    let bytes: [u8; 16] = app
-        .rng
-        .bytes()
-        .map_err(|_| Error::Fault(crate::identity::Fault::Crypto(crate::crypto::CryptoError::Rng)))?;
+    let bytes: [u8; 16] = app.rng.bytes().map_err(|_| {
+        Error::Fault(crate::identity::Fault::Crypto(
+            crate::crypto::CryptoError::Rng,
+        ))
+    })?;
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
@@ -166,7 +176,12 @@ pub async fn landing(app: &App, call: &Call) -> Result<Response, Page> {
     let nonce = nonce(app)?;
     let links = app.links();
     let Some(link) = links.find(token_param(call)).await? else {
-        return Ok(dead_page(app, Dead::Unknown, default_store(app), Some(&nonce)));
+        return Ok(dead_page(
+            app,
+            Dead::Unknown,
+            default_store(app),
+            Some(&nonce),
+        ));
     };
     if let Err(dead) = links.check(&link).await? {
         return Ok(dead_page(app, dead, link.store_id, Some(&nonce)));
@@ -254,14 +269,18 @@ pub async fn confirm(app: &App, call: &Call) -> Result<Response, Page> {
         "{SESSION_COOKIE}={token}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Lax",
         app.config.magento.customer_token_secs
     );
-    let (Ok(location), Ok(cookie)) = (HeaderValue::from_str(&target), HeaderValue::from_str(&cookie))
-    else {
+    let (Ok(location), Ok(cookie)) = (
+        HeaderValue::from_str(&target),
+        HeaderValue::from_str(&cookie),
+    ) else {
         return Err(Page::from(Error::Fault(crate::identity::Fault::Task)));
     };
     res.headers_mut().insert(header::LOCATION, location);
     res.headers_mut().insert(header::SET_COOKIE, cookie);
-    res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     Ok(res)
 }
 
@@ -288,8 +307,16 @@ pub async fn request(app: &App, call: &Call) -> Result<Response, Page> {
         .by_field(&store_field)
         .map_or(default_store(app), |s| s.id);
     let Some(email) = field("email") else {
-        let main = format!("<h1>Get a new sign-in link</h1><p>Enter your email address.</p>{}", new_link_form(store_id));
-        return Ok(page(StatusCode::BAD_REQUEST, "Get a new sign-in link", &main, Some(&nonce)));
+        let main = format!(
+            "<h1>Get a new sign-in link</h1><p>Enter your email address.</p>{}",
+            new_link_form(store_id)
+        );
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Get a new sign-in link",
+            &main,
+            Some(&nonce),
+        ));
     };
     let ip = web::client_ip(&call.req);
     match link_mailer::ask(app, &email, &store_field, None, Some(ip), None, VIA).await {
@@ -308,9 +335,9 @@ pub async fn request(app: &App, call: &Call) -> Result<Response, Page> {
             "<h1>Too many links</h1><p>Too many sign-in links were asked for. Please wait a few minutes and try again.</p>",
             None,
         )),
-        Err(Refused::UnknownStore | Refused::NextNotAllowed) => Ok(bad_request(
-            "This store does not exist.",
-        )),
+        Err(Refused::UnknownStore | Refused::NextNotAllowed) => {
+            Ok(bad_request("This store does not exist."))
+        }
         Err(Refused::Core(e)) => Err(Page::from(e)),
     }
 }
