@@ -56,7 +56,7 @@ impl Drop for Running {
 async fn wait_until_up(url: &str, what: &str) {
     let started = Instant::now();
     loop {
-        if let Ok(r) = reqwest::get(url).await
+        if let Ok(r) = latchkey_tests::http().get(url).send().await
             && r.status().is_success()
         {
             return;
@@ -77,7 +77,7 @@ struct Browser {
 
 impl Browser {
     async fn start(driver: &str, javascript: bool, profile: &std::path::Path) -> Self {
-        let http = reqwest::Client::new();
+        let http = latchkey_tests::http();
         let prefs = if javascript {
             json!({})
         } else {
@@ -227,7 +227,9 @@ async fn email_with(
 ) -> (Value, Duration) {
     let started = Instant::now();
     loop {
-        let outbox: Value = reqwest::get(format!("{base}/_dev/outbox.json"))
+        let outbox: Value = latchkey_tests::http()
+            .get(format!("{base}/_dev/outbox.json"))
+            .send()
             .await
             .unwrap()
             .json()
@@ -318,7 +320,7 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
     let _driver = Running(driver);
     let driver = format!("http://127.0.0.1:{driver_port}");
     wait_until_up(&format!("{driver}/status"), "chromedriver").await;
-    let http = reqwest::Client::new();
+    let http = latchkey_tests::http();
 
     for javascript in [true, false] {
         // The document's requests, with the customer's address and a `next` on the site.

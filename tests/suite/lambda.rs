@@ -177,22 +177,25 @@ impl Emulator {
         // (logged `ready`): nineteen cold starts at once would queue their warm-up calls on the
         // one-request-at-a-time emulator behind the first invocations.
         let mut functions = Vec::new();
-        for route in routes::all() {
-            let bin = target_dir().join("debug").join(route.name);
+        let names = routes::all()
+            .map(|r| r.name)
+            .chain(latchkey_aws::stream::FUNCTIONS.iter().copied());
+        for name in names {
+            let bin = target_dir().join("debug").join(name);
             assert!(
                 bin.exists(),
                 "{} is missing: ./scripts/test builds every function first",
                 bin.display()
             );
-            let log = stack.dir.path().join(format!("{}.log", route.name));
+            let log = stack.dir.path().join(format!("{name}.log"));
             let mut cmd = Command::new(bin);
             cmd.envs(stack.env())
-                .env("AWS_LAMBDA_FUNCTION_NAME", route.name)
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
                 .env(
                     "AWS_LAMBDA_RUNTIME_API",
-                    format!("http://127.0.0.1:{port}/.rt/{}", route.name),
+                    format!("http://127.0.0.1:{port}/.rt/{name}"),
                 )
                 .env("LATCHKEY_LOG", "info")
                 .stdout(std::fs::File::create(&log).unwrap())
@@ -206,8 +209,7 @@ impl Emulator {
                 }
                 assert!(
                     spawned.elapsed() < Duration::from_secs(30),
-                    "{} did not finish its init: {text}",
-                    route.name
+                    "{name} did not finish its init: {text}"
                 );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -673,6 +675,7 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
     assert!(page.contains("<form method=\"post\""));
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap();
     let confirm = |client: &reqwest::Client| {
