@@ -216,7 +216,7 @@ pub async fn create_url(app: &App, call: &Call) -> Answer {
         }
     };
     let path = path.trim().trim_matches('/').to_owned();
-    if !app.config.links.paths.iter().any(|p| *p == path) {
+    if !app.config.links.paths.contains(&path) {
         return Err(MagentoError::with_parameters(
             StatusCode::BAD_REQUEST,
             PATH_NOT_ALLOWED,
