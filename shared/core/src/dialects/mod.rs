@@ -83,6 +83,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
+            Dialect::LinkPage => magic_link::unavailable(),
         }
     }
 

@@ -19,7 +19,7 @@ use crate::routes::{Route, Sends, handler};
 
 use super::Dialect;
 
-pub use pages::{bad_request, not_found, too_large, wrong_method};
+pub use pages::{bad_request, not_found, too_large, unavailable, wrong_method};
 
 /// The ACL resource a Bearer token needs for the token routes and views (integrations must have
 /// been granted it).

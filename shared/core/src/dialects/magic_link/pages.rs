@@ -374,6 +374,18 @@ pub fn too_large() -> Response {
     )
 }
 
+pub fn unavailable() -> Response {
+    let mut res = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "<h1>Please try again</h1><p>The service is busy. Reload this page in a moment; your link still works.</p>",
+        None,
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
 pub fn bad_request(why: &str) -> Response {
     page(
         StatusCode::BAD_REQUEST,
