@@ -121,6 +121,7 @@ impl TestApp {
         // Cheap argon2id parameters: the flows, not the cost, are under test here.
         let hasher = PasswordHasher::with_params(256, 1, 1, rng.as_ref()).expect("hasher");
         let app = App::new(Deps {
+            recaptcha: Arc::new(latchkey_core::ports::FakeRecaptcha::new()),
             store: store.clone(),
             mailer: outbox.clone(),
             sms: outbox.clone(),

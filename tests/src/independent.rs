@@ -67,3 +67,42 @@ pub fn pyjwt_verify_magento(token: &str, keys: &Value, generation: u64) -> Value
     );
     pyjwt_verify(token, &key)
 }
+
+/// Verifies an RS256 token with PyJWT against a JWK set (the JSON `GET /.well-known/jwks.json`
+/// serves): the key is picked by the token's `kid`, the algorithm pinned to RS256, `iss`
+/// required to be `issuer`, `exp`/`nbf`/`iat` checked at `now`. Returns the header and claims.
+pub fn pyjwt_verify_rs256(token: &str, jwks: &Value, issuer: &str, now: i64) -> (Value, Value) {
+    let script = r#"
+import jwt, sys, json
+from unittest import mock
+token, jwks, issuer, now = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+header = jwt.get_unverified_header(token)
+keys = {k["kid"]: k for k in jwks["keys"]}
+key = jwt.PyJWK(keys[header["kid"]])
+with mock.patch("jwt.api_jwt.datetime") as dt:
+    import datetime as real
+    dt.now.return_value = real.datetime.fromtimestamp(now, tz=real.timezone.utc)
+    dt.timezone = real.timezone
+    claims = jwt.decode(token, key, algorithms=["RS256"], issuer=issuer,
+                        options={"require": ["exp", "iat", "nbf", "iss", "sub"]})
+print(json.dumps({"header": header, "claims": claims}))
+"#;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            token,
+            &jwks.to_string(),
+            issuer,
+            &now.to_string(),
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both: Value = serde_json::from_slice(&out.stdout).expect("PyJWT printed the claims");
+    (both["header"].clone(), both["claims"].clone())
+}

@@ -514,3 +514,107 @@ fn the_cli_on_a_stacks_table_refuses_to_run_without_the_stacks_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LATCHKEY_KEYS_SSM_PARAMETER"), "{err}");
 }
+
+/// The wizard's four steps by SMS under the Lambda runtime: the code travels through SNS (read
+/// back from `moto_server`), the tokens verify with PyJWT against the `jwks` function's keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wizard_by_sms_under_the_lambda_runtime() {
+    let stack = Stack::new();
+    let n = namespace();
+    let digits: String = n.chars().filter(char::is_ascii_digit).take(7).collect();
+    let phone = format!("+1555{digits:0>7}");
+    let email = format!("client-{n}@example.com");
+    stack.cli(&[
+        "user",
+        "add",
+        "--username",
+        &email,
+        "--email",
+        &email,
+        "--password",
+        PASSWORD,
+        "--role",
+        "customer",
+        "--totp-secret",
+        "JBSWY3DPEHPK3PXP",
+        "--phone",
+        &phone,
+    ]);
+    let lambda = Emulator::start(&stack).await;
+
+    let (status, body) = lambda
+        .call(
+            "wizard-signin-wizard",
+            "GET",
+            "/api/v2/my/signin/wizard",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let uuid = serde_json::from_str::<Value>(&body).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let creds = json!({"uuid": uuid, "email": email, "password": PASSWORD,
+                       "device_fingerprint": "eyJ1c2VyX2FnZW50IjoiY3VybCJ9"});
+    let (status, body) = lambda
+        .call(
+            "wizard-signin",
+            "POST",
+            "/api/v2/my/signin",
+            Some(creds),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""workflow":"2fa""#), "{body}");
+    let (status, body) = lambda
+        .call(
+            "wizard-signin-2fa",
+            "POST",
+            "/api/v2/my/signin/2fa",
+            Some(json!({"uuid": uuid, "type": "sms"})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""workflow":"2fa_sms_auth""#), "{body}");
+    let sent = latchkey_tests::stores::sns_sent_to(&phone).await;
+    assert_eq!(sent.len(), 1, "one SMS through SNS: {sent:?}");
+    let text = sent[0]["message"].as_str().unwrap_or_default();
+    let code = text.split_whitespace().next().unwrap().to_owned();
+    assert_eq!(code.len(), 6, "{text}");
+    let (status, body) = lambda
+        .call(
+            "wizard-2fa-sms",
+            "POST",
+            "/api/v2/my/2fa/sms",
+            Some(json!({"uuid": uuid, "code": code})),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let (_, jwks) = lambda
+        .call("jwks", "GET", "/.well-known/jwks.json", None, None)
+        .await;
+    let jwks: Value = serde_json::from_str(&jwks).unwrap();
+    for name in ["accessToken", "refreshToken"] {
+        let token = answer["data"][name]["token"].as_str().unwrap();
+        let (header, claims) = latchkey_tests::independent::pyjwt_verify_rs256(
+            token,
+            &jwks,
+            "https://auth.example.com",
+            stack.clock,
+        );
+        assert_eq!(header["alg"], "RS256");
+        assert!(claims["iat_mt"].is_string());
+    }
+    let access = answer["data"]["accessToken"]["token"].as_str().unwrap();
+    let (status, body) = lambda
+        .call("wizard-user", "GET", "/api/v2/my/user", None, Some(access))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&email));
+}

@@ -7,6 +7,7 @@
 )]
 
 mod aws;
+mod flows;
 mod lambda;
 mod magento;
 mod openapi;
@@ -15,3 +16,4 @@ mod readme;
 mod senders;
 mod store_contract;
 mod template;
+mod wizard;

@@ -5,5 +5,6 @@ pub mod clients;
 pub mod dynamodb;
 pub mod keys;
 pub mod lambda;
+pub mod recaptcha;
 pub mod send;
 pub mod setup;

@@ -22,6 +22,10 @@ use tokio::net::TcpListener;
 
 use crate::setup::Local;
 
+/// A small sign-in page for the wizard dialect (credentials, 2FA choice, code, QR), served by
+/// `latchkey serve` only: it calls the `/api/v2/my/` routes from the browser.
+const SIGNIN_PAGE: &str = include_str!("pages/signin.html");
+
 /// Everything a connection needs.
 struct Server {
     app: App,
@@ -109,6 +113,12 @@ impl Server {
                 StatusCode::OK,
                 Bytes::from(outbox::render_json(&local.read())),
                 "application/json",
+            ),
+            // The wizard's sign-in page: local only (a storefront serves its own in production).
+            (&Method::GET, "/signin", _) => web::with_type(
+                StatusCode::OK,
+                Bytes::from_static(SIGNIN_PAGE.as_bytes()),
+                "text/html; charset=utf-8",
             ),
             _ => self.app.handle(req).await,
         };

@@ -97,7 +97,9 @@ pub async fn local(args: &StoreArgs) -> Result<Local, String> {
     let clock: Arc<dyn Clock> = config.clock();
     let outbox = Arc::new(Outbox::new(data_dir.join("outbox.jsonl"), clock.clone()));
     let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
+    let recaptcha = latchkey_aws::recaptcha::verifier(config.wizard.recaptcha.as_ref())?;
     let app = App::new(Deps {
+        recaptcha,
         store: store.clone(),
         mailer: outbox.clone(),
         sms: outbox.clone(),

@@ -631,3 +631,256 @@ fn keys_rotate_writes_an_ssm_parameter_back_under_its_kms_key() {
     );
     assert!(!ok && err.contains("ParameterNotFound"), "{err}");
 }
+
+/// Debian's ChromeDriver, driving Debian's Chromium headless over the W3C WebDriver protocol
+/// (`./scripts/test` installs both).
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = request(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    fn start(profile: &Path) -> Self {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; ./scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while request(port, "GET", "/status", None, None).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The flags that work on these machines: no sandbox as root, no GPU, and no background
+        // networking (the network is closed).
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--window-size=800,1000",
+                         format!("--user-data-dir={}", profile.display())],
+            },
+        }}});
+        let (status, body) =
+            request(port, "POST", "/session", Some(&caps.to_string()), None).unwrap();
+        assert_eq!(status, 200, "new session: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Self {
+            driver,
+            port,
+            session,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = (method == "POST").then(|| body.to_string());
+        let (status, text) = request(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_deref(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{method} {path}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url }));
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.cmd("POST", "/execute/sync", json!({"script": js, "args": []}))
+    }
+
+    /// Waits until `js` (an expression) is truthy in the page.
+    fn wait_for(&self, js: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.script(&format!("return !!({js});")) == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never got to `{js}`: {}",
+                self.script("return document.body.innerText;")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, to: &Path) {
+        use base64::Engine;
+        let png = self.cmd("GET", "/screenshot", Value::Null);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+}
+
+fn wizard_sign_in(port: u16, email: &str, password: &str, secret: &str) -> String {
+    let (_, body) = request(port, "GET", "/api/v2/my/signin/wizard", None, None).unwrap();
+    let uuid = serde_json::from_str::<Value>(&body).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let creds = json!({"uuid": uuid, "email": email, "password": password,
+                       "device_fingerprint": "eyJ1c2VyX2FnZW50IjoiY3VybCJ9"});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/signin",
+        Some(&creds.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let code = json!({"uuid": uuid, "code": oathtool(secret, now())});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/2fa/google",
+        Some(&code.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_wizard_sign_in_page_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "JBSWY3DPEHPK3PXP";
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "web@example.com",
+            "--email",
+            "web@example.com",
+            "--password",
+            "QAzqw123!",
+            "--role",
+            "customer",
+            "--totp-secret",
+            secret,
+            "--phone",
+            "+4915112345678",
+        ],
+    );
+    assert!(ok, "{out}");
+    let server = serve(dir.path(), &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(profile.path());
+    let page = format!("http://127.0.0.1:{}/signin", server.port);
+
+    // Credentials, then the choice (the client has both methods), then a code from oathtool.
+    browser.go(&page);
+    browser.wait_for("!document.getElementById('qr').hidden");
+    browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
+    browser.type_into("#email", "web@example.com");
+    browser.type_into("#password", "QAzqw123!");
+    browser.click("#signin");
+    browser.wait_for("!document.getElementById('choose').hidden");
+    browser.click("#choose-google");
+    browser.wait_for("!document.getElementById('code').hidden");
+    // Codes are single use: the password sign-in below takes the next step's code.
+    let at = now();
+    browser.type_into("#otp", &oathtool(secret, at));
+    browser.click("#verify");
+    browser
+        .wait_for("document.getElementById('welcome').innerText.startsWith('Signed in as user 1')");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("wizard-signin.png"));
+    // A wrong password is said so on the page.
+    browser.go(&page);
+    browser.wait_for("!document.getElementById('credentials').hidden");
+    browser.type_into("#email", "web@example.com");
+    browser.type_into("#password", "wrong password");
+    browser.click("#signin");
+    browser.wait_for("document.getElementById('error').innerText.includes('incorrect')");
+
+    // QR: the page shows a code; a signed-in "mobile" client approves it; the page signs in.
+    browser.go(&page);
+    browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
+    // The next TOTP step (a code is single use, and so is every older step's).
+    std::thread::sleep(Duration::from_secs(
+        ((at / 30 + 1) * 30).saturating_sub(now()),
+    ));
+    let access = wizard_sign_in(server.port, "web@example.com", "QAzqw123!", secret);
+    let uuid = browser.script(
+        "return document.getElementById('qr-image').dataset.uuid || window.qrUuid || null;",
+    );
+    let uuid = uuid
+        .as_str()
+        .expect("the page exposes its QR flow")
+        .to_owned();
+    let (status, body) = request(
+        server.port,
+        "POST",
+        "/api/v2/my/signin/qrcodes",
+        Some(&json!({ "uuid": uuid }).to_string()),
+        Some(&access),
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    browser
+        .wait_for("document.getElementById('welcome').innerText.startsWith('Signed in as user 1')");
+    browser.screenshot(&shots.join("wizard-qr.png"));
+}

@@ -11,7 +11,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::dialects::Dialect;
 use crate::identity::Db;
 use crate::identity::signin::{Policy, SignIn};
-use crate::ports::{Clock, Mailer, Rng, SmsSender};
+use crate::ports::{Clock, Mailer, Recaptcha, Rng, SmsSender};
 use crate::routes::{self, Call, Lookup, Route};
 use crate::store::Store;
 use crate::web::{Request, Response};
@@ -21,6 +21,8 @@ pub struct Deps {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
     pub sms: Arc<dyn SmsSender>,
+    /// Checks reCAPTCHA responses where a dialect asks for them.
+    pub recaptcha: Arc<dyn Recaptcha>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub keys: Arc<KeySet>,
@@ -70,6 +72,14 @@ impl App {
             pepper: self.keys.pepper(),
             mailer: self.mailer.as_ref(),
             sms: self.sms.as_ref(),
+        }
+    }
+
+    /// Multi-step flows (sign-in wizards, enrolments, QR sign-in).
+    pub fn flows(&self) -> crate::identity::flows::Flows<'_> {
+        crate::identity::flows::Flows {
+            db: self.db(),
+            rng: self.rng.as_ref(),
         }
     }
 

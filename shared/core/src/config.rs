@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 use crate::crypto::SecretString;
 
+use crate::crypto::keys::SigningAlg;
+use crate::identity::codes::{self, SendLimits, Use};
 use crate::identity::limits::Window;
+use crate::identity::sessions;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
 
@@ -116,6 +119,91 @@ pub const SETTINGS: &[Setting] = &[
         default: "default",
         doc: "Store codes accepted in `/rest/<store_code>/V1/` (comma separated; `all` is always accepted).",
     },
+    Setting {
+        name: "LATCHKEY_WIZARD_FLOW_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: how long a flow (`uuid`) lives.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_FAILURES",
+        default: "5",
+        doc: "Sign-in wizard: failed attempts (password or 2FA code) within the window that block the account, and separately the client IP.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS",
+        default: "60",
+        doc: "Sign-in wizard: the window those failures are counted in.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_MINUTES",
+        default: "10",
+        doc: "Sign-in wizard: how long a block lasts, from the last failure.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_ACCESS_TOKEN_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: lifetime of access tokens (RS256 JWTs).",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_REFRESH_TOKEN_MINUTES",
+        default: "60",
+        doc: "Sign-in wizard: lifetime of each refresh token.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SESSION_HOURS",
+        default: "24",
+        doc: "Sign-in wizard: absolute lifetime of a session (refresh family), however often refreshed.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SMS_CODE_MINUTES",
+        default: "5",
+        doc: "Sign-in wizard: lifetime of SMS codes (5 wrong tries kill a code).",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR",
+        default: "5",
+        doc: "Sign-in wizard: SMS codes per account and per phone number per hour (re-sending is throttled).",
+    },
+    Setting {
+        name: "LATCHKEY_SMS_GLOBAL_PER_HOUR",
+        default: "1000",
+        doc: "SMS codes the whole deployment sends per hour (the SMS-pumping guard); 20 per client IP per hour.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_PASSWORD_RECOVERY",
+        default: "on",
+        doc: "Sign-in wizard: `on` offers password recovery (`is_password_recovery_available`) by an emailed code; `off` refuses it.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_RESET_CODE_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: lifetime of emailed password-reset codes.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_QR",
+        default: "on",
+        doc: "Sign-in wizard: `on` offers QR sign-in (`is_qr_available`); `off` refuses it.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_QR_SECONDS",
+        default: "120",
+        doc: "Sign-in wizard: how long a sign-in QR code can be approved and used.",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA",
+        default: "off",
+        doc: "`on` requires a reCAPTCHA `recaptchaResponse` at wizard sign-in, checked with Google's siteverify.",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA_SECRET",
+        default: "(unset)",
+        doc: "The reCAPTCHA secret key siteverify is called with (required when `LATCHKEY_RECAPTCHA=on`).",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA_SITE_KEY",
+        default: "(unset)",
+        doc: "The reCAPTCHA site key the local sign-in page embeds.",
+    },
 ];
 
 /// Settings read outside the core: by the `latchkey` binary and by the Lambda glue.
@@ -207,6 +295,40 @@ pub struct Config {
     pub ip_window_secs: i64,
     pub max_body_bytes: usize,
     pub magento: MagentoConfig,
+    pub wizard: WizardConfig,
+}
+
+/// The sign-in wizard's settings (B2Core's `/api/v2/my/`).
+#[derive(Clone, Debug)]
+pub struct WizardConfig {
+    /// 5 failures a minute block for 10 minutes: per account (password, and each second factor)
+    /// and per client address, never per flow.
+    pub signin: Policy,
+    pub flow_secs: i64,
+    pub sessions: sessions::Policy,
+    /// SMS codes of sign-in (and of phone verification).
+    pub sms: codes::Policy,
+    /// Emailed password-reset codes.
+    pub reset: codes::Policy,
+    pub password_recovery: bool,
+    pub qr: bool,
+    pub qr_secs: i64,
+    pub recaptcha: Option<Recaptcha>,
+}
+
+/// reCAPTCHA, when enabled.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Recaptcha {
+    pub secret: String,
+    pub site_key: Option<String>,
+}
+
+impl fmt::Debug for Recaptcha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recaptcha")
+            .field("site_key", &self.site_key)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -305,7 +427,9 @@ impl Config {
             window_secs: None,
             block_secs: lockout_secs,
         };
+        let wizard = wizard(&get, &public_url, totp_window)?;
         Ok(Config {
+            wizard,
             environment,
             deployment,
             public_url,
@@ -347,7 +471,66 @@ impl Config {
 
     /// Hard-coded defaults, only reachable if the defaults table itself failed to parse.
     fn fallback() -> Self {
+        let five_a_minute = Budget {
+            max_failures: 5,
+            window_secs: Some(60),
+            block_secs: 600,
+        };
+        let sends = SendLimits {
+            per_account: Window {
+                limit: 5,
+                secs: 3600,
+            },
+            per_destination: Window {
+                limit: 5,
+                secs: 3600,
+            },
+            per_ip: Window {
+                limit: 20,
+                secs: 3600,
+            },
+            global: Window {
+                limit: 1000,
+                secs: 3600,
+            },
+        };
+        let code = codes::Policy {
+            digits: 6,
+            ttl_secs: 300,
+            max_tries: 5,
+            use_: Use::Once,
+            sends,
+            factor_budget: five_a_minute,
+        };
         Config {
+            wizard: WizardConfig {
+                signin: Policy {
+                    password: five_a_minute,
+                    second_factor: five_a_minute,
+                    per_ip: None,
+                    ip_failures: Some(five_a_minute),
+                    totp_window: 1,
+                },
+                flow_secs: 900,
+                sessions: sessions::Policy {
+                    client: WIZARD_CLIENT,
+                    issuer: "http://127.0.0.1:8080".into(),
+                    audience: None,
+                    alg: SigningAlg::RS256,
+                    access_secs: 900,
+                    refresh_secs: 3600,
+                    family_secs: 86_400,
+                },
+                sms: code,
+                reset: codes::Policy {
+                    ttl_secs: 900,
+                    ..code
+                },
+                password_recovery: true,
+                qr: true,
+                qr_secs: 120,
+                recaptcha: None,
+            },
             environment: Environment::Development,
             deployment: Deployment {
                 addr: "127.0.0.1:8080".into(),
@@ -556,6 +739,108 @@ impl Deployment {
     }
 }
 
+/// The audience of the wizard's sessions (a family started by another dialect is refused).
+pub const WIZARD_CLIENT: &str = "wizard";
+
+fn on_off((name, value): (&'static str, String)) -> Result<bool, ConfigError> {
+    match value.as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(bad(name, &value, "expected `on` or `off`")),
+    }
+}
+
+fn wizard(
+    get: &dyn Fn(&'static str) -> (&'static str, String),
+    public_url: &str,
+    totp_window: u8,
+) -> Result<WizardConfig, ConfigError> {
+    let budget = Budget {
+        max_failures: number(get("LATCHKEY_WIZARD_LOCKOUT_FAILURES"), 1, 1000)?,
+        window_secs: Some(number(
+            get("LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS"),
+            1,
+            86_400,
+        )?),
+        block_secs: minutes(get("LATCHKEY_WIZARD_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?,
+    };
+    let per_hour = number(get("LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR"), 1, 1000)?;
+    let sends = SendLimits {
+        per_account: Window {
+            limit: per_hour,
+            secs: 3600,
+        },
+        per_destination: Window {
+            limit: per_hour,
+            secs: 3600,
+        },
+        per_ip: Window {
+            limit: 20,
+            secs: 3600,
+        },
+        global: Window {
+            limit: number(get("LATCHKEY_SMS_GLOBAL_PER_HOUR"), 1, 10_000_000)?,
+            secs: 3600,
+        },
+    };
+    let sms = codes::Policy {
+        digits: 6,
+        ttl_secs: minutes(get("LATCHKEY_WIZARD_SMS_CODE_MINUTES"), 1, 30)?,
+        max_tries: 5,
+        use_: Use::Once,
+        sends,
+        factor_budget: budget,
+    };
+    let recaptcha = if on_off(get("LATCHKEY_RECAPTCHA"))? {
+        let secret = get("LATCHKEY_RECAPTCHA_SECRET").1;
+        if secret.is_empty() || secret == "(unset)" {
+            return Err(bad(
+                "LATCHKEY_RECAPTCHA_SECRET",
+                "",
+                "required when LATCHKEY_RECAPTCHA is on",
+            ));
+        }
+        let site_key =
+            Some(get("LATCHKEY_RECAPTCHA_SITE_KEY").1).filter(|k| !k.is_empty() && k != "(unset)");
+        Some(Recaptcha { secret, site_key })
+    } else {
+        None
+    };
+    Ok(WizardConfig {
+        signin: Policy {
+            password: budget,
+            second_factor: budget,
+            per_ip: None,
+            ip_failures: Some(budget),
+            totp_window,
+        },
+        flow_secs: minutes(get("LATCHKEY_WIZARD_FLOW_MINUTES"), 1, 24 * 60)?,
+        sessions: sessions::Policy {
+            client: WIZARD_CLIENT,
+            issuer: public_url.to_owned(),
+            audience: None,
+            alg: SigningAlg::RS256,
+            access_secs: minutes(get("LATCHKEY_WIZARD_ACCESS_TOKEN_MINUTES"), 1, 24 * 60)?,
+            refresh_secs: minutes(
+                get("LATCHKEY_WIZARD_REFRESH_TOKEN_MINUTES"),
+                1,
+                60 * 24 * 30,
+            )?,
+            family_secs: number(get("LATCHKEY_WIZARD_SESSION_HOURS"), 1, 24 * 365)
+                .map(|h: i64| h * 3600)?,
+        },
+        sms,
+        reset: codes::Policy {
+            ttl_secs: minutes(get("LATCHKEY_WIZARD_RESET_CODE_MINUTES"), 1, 30)?,
+            ..sms
+        },
+        password_recovery: on_off(get("LATCHKEY_WIZARD_PASSWORD_RECOVERY"))?,
+        qr: on_off(get("LATCHKEY_WIZARD_QR"))?,
+        qr_secs: number(get("LATCHKEY_WIZARD_QR_SECONDS"), 30, 600)?,
+        recaptcha,
+    })
+}
+
 fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError {
         name,
@@ -605,6 +890,52 @@ mod tests {
         assert_eq!(c.magento.tfa, MagentoTfa::Required);
         assert!(c.magento.store_codes.contains("default"));
         assert!(c.magento.store_codes.contains("all"));
+        let w = &c.wizard;
+        assert_eq!(
+            w.signin.password,
+            Budget {
+                max_failures: 5,
+                window_secs: Some(60),
+                block_secs: 600
+            },
+            "5 failures within a minute block for 10 minutes"
+        );
+        assert_eq!(w.signin.ip_failures, Some(w.signin.password));
+        assert_eq!(w.flow_secs, 900);
+        assert_eq!(
+            (w.sessions.access_secs, w.sessions.refresh_secs),
+            (900, 3600)
+        );
+        assert_eq!((w.sms.ttl_secs, w.sms.max_tries), (300, 5));
+        assert!(w.qr && w.password_recovery && w.recaptcha.is_none());
+        assert_eq!(w.qr_secs, 120);
+        let fallback = Config::fallback();
+        assert_eq!(fallback.wizard.signin.password, w.signin.password);
+        assert_eq!(fallback.wizard.sms, w.sms);
+    }
+
+    #[test]
+    fn recaptcha_needs_its_secret() {
+        let e = with(&[("LATCHKEY_RECAPTCHA", "on")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_RECAPTCHA_SECRET");
+        let c = with(&[
+            ("LATCHKEY_RECAPTCHA", "on"),
+            ("LATCHKEY_RECAPTCHA_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.wizard.recaptcha.unwrap().secret, "s3cret");
+        assert!(
+            !format!(
+                "{:?}",
+                with(&[
+                    ("LATCHKEY_RECAPTCHA", "on"),
+                    ("LATCHKEY_RECAPTCHA_SECRET", "s3cret")
+                ])
+                .unwrap()
+                .wizard
+            )
+            .contains("s3cret")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod core;
 pub mod magento;
+pub mod wizard;
 
 use http::Method;
 
@@ -22,16 +23,20 @@ pub enum Dialect {
     Core,
     /// Magento 2 REST (`/rest/V1/...`, `/rest/<store_code>/V1/...`).
     Magento,
+    /// The sign-in wizard (B2Core's `/api/v2/my/...`).
+    Wizard,
 }
 
 /// Every dialect's routes.
-pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES];
+pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, wizard::ROUTES];
 
 impl Dialect {
     /// Which dialect's error shape a path gets when no route matched it.
     pub fn of_path(path: &str) -> Dialect {
         if path.starts_with("/rest/") {
             Dialect::Magento
+        } else if path.starts_with(wizard::PREFIX) {
+            Dialect::Wizard
         } else {
             Dialect::Core
         }
@@ -42,6 +47,7 @@ impl Dialect {
         match self {
             Dialect::Core => None,
             Dialect::Magento => magento::admit(app, call),
+            Dialect::Wizard => None,
         }
     }
 
@@ -50,6 +56,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::not_found(),
             Dialect::Magento => magento::not_found(),
+            Dialect::Wizard => wizard::not_found(),
         }
     }
 
@@ -58,6 +65,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::wrong_method(allowed),
             Dialect::Magento => magento::not_found(),
+            Dialect::Wizard => wizard::wrong_method(allowed),
         }
     }
 
@@ -65,6 +73,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::too_large(),
             Dialect::Magento => magento::too_large(),
+            Dialect::Wizard => wizard::too_large(),
         }
     }
 
@@ -81,6 +90,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::bad_request(why),
             Dialect::Magento => magento::bad_request(why),
+            Dialect::Wizard => wizard::bad_request(why),
         }
     }
 }

@@ -88,6 +88,12 @@ pub async fn create(
         None => Totp::None,
     };
     let now = db.now();
+    // A number the admin sets is vouched for: SMS codes may go to it.
+    let sms_otp = if new.phone.is_some() {
+        CodeFactor::On
+    } else {
+        CodeFactor::Off
+    };
     let user = User {
         id,
         username: new.username.trim().to_owned(),
@@ -99,7 +105,7 @@ pub async fn create(
         totp,
         totp_last_step: None,
         email_otp: CodeFactor::Off,
-        sms_otp: CodeFactor::Off,
+        sms_otp,
         tfa_enabled: true,
         must_reset_password: false,
         active: true,
@@ -221,7 +227,8 @@ pub async fn unlock(db: Db<'_>, login_name: &str, via: &'static str) -> Result<U
     change(db, user.id, changes, Event::UserChanged, via, "unlocked").await
 }
 
-/// Sets or removes the phone number for SMS codes (a factor change: earlier tokens die).
+/// Sets or removes the phone number for SMS codes, as an admin: the number is taken as verified
+/// (a factor change: earlier tokens die).
 pub async fn set_phone(
     db: Db<'_>,
     login_name: &str,
@@ -232,16 +239,48 @@ pub async fn set_phone(
         users::check_phone(phone)?;
     }
     let user = require(db, login_name).await?;
-    let mut changes = profile::Changes::new().phone(phone).revoke_tokens();
-    if phone.is_none() {
-        changes = changes.sms_otp(CodeFactor::Off);
-    }
+    // A new number re-binds the factor: its failures (and a disabling streak) start over.
+    let mut changes = profile::Changes::new()
+        .phone(phone)
+        .clear_budgets(&[Factor::Sms])
+        .revoke_tokens();
+    // A number the admin sets is vouched for (SMS codes may go to it); none switches them off.
+    changes = changes.sms_otp(if phone.is_some() {
+        CodeFactor::On
+    } else {
+        CodeFactor::Off
+    });
     let event = if phone.is_some() {
         Event::FactorEnrolled
     } else {
         Event::FactorReset
     };
     change(db, user.id, changes, event, via, "phone").await
+}
+
+/// Binds a phone number the user proved they hold (a code sent to it came back): SMS codes may
+/// go to it from now on. Its failures start over. Adding a factor revokes nothing.
+pub async fn confirm_phone(
+    db: Db<'_>,
+    id: UserId,
+    phone: &str,
+    via: &'static str,
+) -> Result<User, Error> {
+    users::check_phone(phone)?;
+    let changes = profile::Changes::new()
+        .phone(Some(phone))
+        .sms_otp(CodeFactor::On)
+        .clear_budgets(&[Factor::Sms]);
+    change(db, id, changes, Event::FactorEnrolled, via, "sms").await
+}
+
+/// Switches SMS codes off for a user (the number stays on file) and revokes every earlier token.
+pub async fn disable_sms(db: Db<'_>, id: UserId, via: &'static str) -> Result<User, Error> {
+    let changes = profile::Changes::new()
+        .sms_otp(CodeFactor::Off)
+        .clear_budgets(&[Factor::Sms])
+        .revoke_tokens();
+    change(db, id, changes, Event::FactorReset, via, "sms").await
 }
 
 /// Switches the second factor on or off for one user (either way, earlier tokens die: they were

@@ -293,6 +293,29 @@ impl Codes<'_> {
         Ok(Sent { expires_at })
     }
 
+    /// Sends a code of `purpose` by SMS to `user`'s verified phone — and to no other number: a
+    /// user without one is refused ([`Error::NotConfigured`]) before anything is counted.
+    pub async fn send_sms_to(
+        &self,
+        user: &super::users::User,
+        purpose: &'static str,
+        origin: Origin,
+        policy: &Policy,
+        render: &(dyn Fn(&str, i64) -> Message + Sync),
+    ) -> Result<Sent, Error> {
+        let phone = user.verified_phone().ok_or(Error::NotConfigured)?;
+        self.send(
+            Recipient::User(user.id),
+            purpose,
+            Channel::Sms,
+            phone,
+            origin,
+            policy,
+            render,
+        )
+        .await
+    }
+
     /// Takes back a code that was not delivered, and the counts its send made (best effort: a
     /// failure here leaves the send counted, which only errs on the safe side).
     async fn withdraw(

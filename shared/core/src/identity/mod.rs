@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod codes;
+pub mod flows;
 pub mod integrations;
 pub mod limits;
 pub mod sessions;
@@ -91,7 +92,9 @@ pub enum Error {
     /// Unknown login, wrong password, wrong role or disabled account: one answer for all.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// A failure budget of the account is used up until `until` (Unix seconds).
+    /// A failure budget of the account is used up until `until` (Unix seconds); `i64::MAX`
+    /// ([`DISABLED`]) when the factor failed too often in a row and stays disabled until an
+    /// admin unlocks the account or the user re-binds the factor.
     #[error("locked")]
     Locked { until: i64 },
     /// The client address made too many attempts; try again at `until`.
@@ -127,9 +130,15 @@ pub enum Error {
     /// The message could not be delivered; nothing was counted.
     #[error("delivery failed")]
     SendFailed { retryable: bool },
+    /// A multi-step flow refused the step (see [`flows`]).
+    #[error(transparent)]
+    Flow(#[from] flows::FlowError),
     #[error(transparent)]
     Fault(#[from] Fault),
 }
+
+/// `Error::Locked { until: DISABLED }`: the factor is disabled, not blocked for a while.
+pub const DISABLED: i64 = i64::MAX;
 
 /// Input refused by a rule of the core.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -42,21 +42,25 @@ fn budget_names(factor: Factor) -> Names {
             count: "fail_password",
             first: "fail_password_first",
             last: "fail_password_last",
+            streak: Some("fail_password_streak"),
         },
         Factor::Totp => Names {
             count: "fail_totp",
             first: "fail_totp_first",
             last: "fail_totp_last",
+            streak: Some("fail_totp_streak"),
         },
         Factor::Email => Names {
             count: "fail_email",
             first: "fail_email_first",
             last: "fail_email_last",
+            streak: Some("fail_email_streak"),
         },
         Factor::Sms => Names {
             count: "fail_sms",
             first: "fail_sms_first",
             last: "fail_sms_last",
+            streak: Some("fail_sms_streak"),
         },
     }
 }
@@ -196,6 +200,9 @@ impl From<&User> for Item {
             }
             if let Some(at) = f.last_at {
                 item = item.with(names.last, at);
+            }
+            if let (Some(name), true) = (names.streak, f.streak > 0) {
+                item = item.with(name, i64::from(f.streak));
             }
         }
         item
@@ -397,6 +404,7 @@ mod tests {
                 count: 2,
                 first_at: Some(80),
                 last_at: Some(90),
+                streak: 7,
             },
             ..Budgets::default()
         };

@@ -145,7 +145,7 @@ impl From<Error> for MagentoError {
             Error::Taken(Taken::IntegrationName) => {
                 Self::with_parameters(StatusCode::BAD_REQUEST, INTEGRATION_EXISTS, json!([""]))
             }
-            Error::NotFound => Self::new(StatusCode::NOT_FOUND, NO_SUCH_ENTITY),
+            Error::NotFound | Error::Flow(_) => Self::new(StatusCode::NOT_FOUND, NO_SUCH_ENTITY),
             Error::SendFailed { retryable } => {
                 tracing::warn!(retryable, "message not sent");
                 let status = if retryable {
