@@ -536,7 +536,7 @@ async fn the_wizard_by_sms_under_the_lambda_runtime() {
         "--role",
         "customer",
         "--totp-secret",
-        "JBSWY3DPEHPK3PXP",
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
         "--phone",
         &phone,
     ]);

@@ -547,6 +547,35 @@ async fn failed_codes_count_too_and_unknown_emails_answer_the_same(backend: Back
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
 
+async fn sms_codes_are_resent_at_most_five_times_an_hour(backend: Backend) {
+    let t = TestApp::on(backend).await;
+    client(&t, EMAIL, false, true).await;
+    for i in 0..5 {
+        let uuid = start(&t).await;
+        let r = t.post(SIGNIN, &credentials(&uuid, EMAIL, PASSWORD)).await;
+        assert_eq!(r.json["workflow"], "2fa_sms_auth", "{i}: {}", r.text);
+    }
+    assert_eq!(t.outbox.texts().len(), 5);
+    let uuid = start(&t).await;
+    let r = t.post(SIGNIN, &credentials(&uuid, EMAIL, PASSWORD)).await;
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        r.json["retryAt"],
+        iso(T0 - T0 % 3600 + 3600),
+        "the hour's window ends"
+    );
+    assert_eq!(t.outbox.texts().len(), 5, "nothing sent");
+    // The flow did not move: once the window passed, the same flow goes on.
+    t.clock.set(T0 - T0 % 3600 + 3600);
+    let r = t.post(SIGNIN, &credentials(&uuid, EMAIL, PASSWORD)).await;
+    assert_eq!(r.json["workflow"], "2fa_sms_auth", "{}", r.text);
+}
+
 // ---------------------------------------------------------------- bad input
 
 async fn bad_input_gets_one_clear_error_shape_and_changes_nothing(backend: Backend) {
@@ -1080,6 +1109,7 @@ latchkey_tests::flow_suite!(
     one_factor_skips_the_choice_and_none_signs_in_at_once,
     fifty_parallel_wrong_passwords_check_at_most_five_then_block,
     failed_codes_count_too_and_unknown_emails_answer_the_same,
+    sms_codes_are_resent_at_most_five_times_an_hour,
     bad_input_gets_one_clear_error_shape_and_changes_nothing,
     a_forced_reset_goes_through_restore_and_reset_and_keeps_the_second_factor,
     recaptcha_is_checked_through_the_verifier_port,

@@ -632,6 +632,49 @@ fn keys_rotate_writes_an_ssm_parameter_back_under_its_kms_key() {
     assert!(!ok && err.contains("ParameterNotFound"), "{err}");
 }
 
+/// One WebDriver call: ChromeDriver keeps connections open, so the answer is read by its
+/// `Content-Length` rather than to the end of the stream.
+fn wd_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0u8; length];
+    reader.read_exact(&mut buf)?;
+    Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+}
+
 /// Debian's ChromeDriver, driving Debian's Chromium headless over the W3C WebDriver protocol
 /// (`./scripts/test` installs both).
 struct Browser {
@@ -642,11 +685,10 @@ struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = request(
+        let _ = wd_request(
             self.port,
             "DELETE",
             &format!("/session/{}", self.session),
-            None,
             None,
         );
         let _ = self.driver.kill();
@@ -664,7 +706,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver (Debian's chromium-driver; ./scripts/test installs it)");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while request(port, "GET", "/status", None, None).is_err() {
+        while wd_request(port, "GET", "/status", None).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -681,8 +723,7 @@ impl Browser {
                          format!("--user-data-dir={}", profile.display())],
             },
         }}});
-        let (status, body) =
-            request(port, "POST", "/session", Some(&caps.to_string()), None).unwrap();
+        let (status, body) = wd_request(port, "POST", "/session", Some(&caps.to_string())).unwrap();
         assert_eq!(status, 200, "new session: {body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
@@ -695,12 +736,11 @@ impl Browser {
 
     fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
         let body = (method == "POST").then(|| body.to_string());
-        let (status, text) = request(
+        let (status, text) = wd_request(
             self.port,
             method,
             &format!("/session/{}{path}", self.session),
             body.as_deref(),
-            None,
         )
         .unwrap();
         assert_eq!(status, 200, "{method} {path}: {text}");
@@ -785,6 +825,16 @@ fn wizard_sign_in(port: u16, email: &str, password: &str, secret: &str) -> Strin
     )
     .unwrap();
     assert_eq!(status, 200, "{body}");
+    let choose = json!({"uuid": uuid, "type": "google"});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/signin/2fa",
+        Some(&choose.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
     let code = json!({"uuid": uuid, "code": oathtool(secret, now())});
     let (status, body) = request(
         port,
@@ -804,7 +854,7 @@ fn wizard_sign_in(port: u16, email: &str, password: &str, secret: &str) -> Strin
 #[test]
 fn the_wizard_sign_in_page_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    let secret = "JBSWY3DPEHPK3PXP";
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let (ok, out) = cli(
         dir.path(),
         &[
