@@ -1102,6 +1102,47 @@ async fn a_client_enables_and_disables_its_factors_with_fresh_codes(backend: Bac
     );
 }
 
+/// The production verifier (siteverify) against a stand-in for Google's endpoint: the form it
+/// posts, `success` read strictly, and a failing endpoint refused rather than passed.
+#[tokio::test]
+async fn siteverify_posts_the_form_and_passes_only_success() {
+    use latchkey_aws::recaptcha::SiteVerify;
+    use latchkey_core::ports::Recaptcha;
+    use latchkey_tests::fake_service::{ThrottlingService, answer};
+    let json = "content-type: application/json\r\n";
+    let ip = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+    let yes = answer(
+        "200 OK",
+        json,
+        r#"{"success":true,"hostname":"shop.example"}"#,
+    );
+    let service = ThrottlingService::start(0, (yes.clone(), yes)).await;
+    let verifier = SiteVerify::new(&service.url, "s3cret").unwrap();
+    assert!(verifier.verify("token-from-the-widget", ip).await.unwrap());
+    let form = String::from_utf8(service.bodies()[0].clone()).unwrap();
+    assert_eq!(
+        form,
+        "secret=s3cret&response=token-from-the-widget&remoteip=203.0.113.7"
+    );
+
+    let no = answer(
+        "200 OK",
+        json,
+        r#"{"success":false,"error-codes":["invalid-input-response"]}"#,
+    );
+    let service = ThrottlingService::start(0, (no.clone(), no)).await;
+    let verifier = SiteVerify::new(&service.url, "s3cret").unwrap();
+    assert!(!verifier.verify("a-bot", ip).await.unwrap());
+
+    let down = answer("503 Service Unavailable", json, "{}");
+    let service = ThrottlingService::start(0, (down.clone(), down)).await;
+    let verifier = SiteVerify::new(&service.url, "s3cret").unwrap();
+    assert!(
+        verifier.verify("token", ip).await.is_err(),
+        "no answer is no proof"
+    );
+}
+
 latchkey_tests::flow_suite!(
     a_qr_code_approved_by_a_signed_in_client_signs_the_web_flow_in_once,
     a_client_enables_and_disables_its_factors_with_fresh_codes,

@@ -90,7 +90,7 @@ impl Recaptcha for SiteVerify {
             }
             let answer: serde_json::Value = serde_json::from_slice(&body)
                 .map_err(|_| SendError::Retryable("siteverify answer is not JSON".into()))?;
-            Ok(answer["success"] == serde_json::Value::Bool(true))
+            Ok(answer.get("success") == Some(&serde_json::Value::Bool(true)))
         };
         tokio::time::timeout(TIMEOUT, call)
             .await

@@ -48,29 +48,37 @@ pub const SEND_FAILED: &str = "The message could not be sent. Try again later.";
 pub const BUSY: &str = "The service is busy. Try again shortly.";
 pub const INTERNAL: &str = "Internal error. The reportId identifies it in the log.";
 
-/// One error answer of the wizard.
+/// One error answer of the wizard (boxed: handlers return it in every `Result`).
 #[derive(Debug)]
-pub struct WizardError {
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub message: String,
+pub struct WizardError(Box<Answer>);
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
     extra: Map<String, Value>,
     retry_at: Option<i64>,
 }
 
 impl WizardError {
     pub fn new(status: StatusCode, error: &'static str, message: &str) -> Self {
-        Self {
+        Self(Box::new(Answer {
             status,
             error,
             message: message.to_owned(),
             extra: Map::new(),
             retry_at: None,
-        }
+        }))
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.0.status
     }
 
     fn with(mut self, name: &str, value: Value) -> Self {
-        self.extra.insert(name.to_owned(), value);
+        self.0.extra.insert(name.to_owned(), value);
         self
     }
 
@@ -142,7 +150,7 @@ impl WizardError {
             TOO_MANY_ATTEMPTS,
         )
         .with("retryAt", Value::String(iso8601(until)));
-        e.retry_at = Some(until);
+        e.0.retry_at = Some(until);
         e
     }
 
@@ -211,13 +219,14 @@ impl From<Error> for WizardError {
 
 impl IntoResponse for WizardError {
     fn into_response(self) -> Response {
+        let answer = *self.0;
         let mut body = Map::new();
-        body.insert("code".into(), json!(self.status.as_u16()));
-        body.insert("error".into(), json!(self.error));
-        body.insert("message".into(), json!(self.message));
-        body.extend(self.extra);
-        let mut res = web::json(self.status, &Value::Object(body));
-        if let Some(at) = self.retry_at
+        body.insert("code".into(), json!(answer.status.as_u16()));
+        body.insert("error".into(), json!(answer.error));
+        body.insert("message".into(), json!(answer.message));
+        body.extend(answer.extra);
+        let mut res = web::json(answer.status, &Value::Object(body));
+        if let Some(at) = answer.retry_at
             && let Ok(v) = HeaderValue::from_str(&http_date(at))
         {
             res.headers_mut().insert(header::RETRY_AFTER, v);

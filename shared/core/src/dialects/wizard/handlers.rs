@@ -414,29 +414,6 @@ pub async fn reset(app: &App, call: &Call) -> Answer {
     Ok(envelope(false, Value::Null, Some(&flow.id), LOGIN))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fingerprints_must_carry_a_user_agent() {
-        // The document's own example.
-        let doc = "eyJ1c2VyX2FnZW50IjoiTW96aWxsYVwvNS4wIChXaW5kb3dzIE5UIDEwLjA7IFdpbjY0OyB4NjQpIEFwcGxlV2ViS2l0XC81MzcuMzYgKEtIVE1MLCBsaWtlIEdlY2tvKSBDaHJvbWVcLzExOC4wLjAuMCBTYWZhcmlcLzUzNy4zNiJ9";
-        assert!(check_fingerprint(doc).is_ok());
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        assert!(check_fingerprint(&b64(r#"{"user_agent":"curl"}"#)).is_ok());
-        for bad in [
-            "not base64!".to_owned(),
-            b64("not json"),
-            b64("[1]"),
-            b64(r#"{"ua":"x"}"#),
-            b64(r#"{"user_agent":5}"#),
-        ] {
-            assert!(check_fingerprint(&bad).is_err(), "{bad}");
-        }
-    }
-}
-
 // ---------------------------------------------------------------- QR sign-in
 
 /// The kind of a QR sign-in flow, and its steps.
@@ -703,5 +680,28 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
             Ok(done(&flow))
         }
         _ => Err(Error::Flow(flows::FlowError::OutOfOrder).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_must_carry_a_user_agent() {
+        // The document's own example.
+        let doc = "eyJ1c2VyX2FnZW50IjoiTW96aWxsYVwvNS4wIChXaW5kb3dzIE5UIDEwLjA7IFdpbjY0OyB4NjQpIEFwcGxlV2ViS2l0XC81MzcuMzYgKEtIVE1MLCBsaWtlIEdlY2tvKSBDaHJvbWVcLzExOC4wLjAuMCBTYWZhcmlcLzUzNy4zNiJ9";
+        assert!(check_fingerprint(doc).is_ok());
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert!(check_fingerprint(&b64(r#"{"user_agent":"curl"}"#)).is_ok());
+        for bad in [
+            "not base64!".to_owned(),
+            b64("not json"),
+            b64("[1]"),
+            b64(r#"{"ua":"x"}"#),
+            b64(r#"{"user_agent":5}"#),
+        ] {
+            assert!(check_fingerprint(&bad).is_err(), "{bad}");
+        }
     }
 }
