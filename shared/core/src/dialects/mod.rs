@@ -82,6 +82,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
+            Dialect::Wizard => wizard::unavailable(),
         }
     }
 

@@ -223,6 +223,17 @@ pub fn too_large() -> Response {
     WizardError::too_large().into_response()
 }
 
+/// The service cannot answer in time: the wizard's `busy`, with `Retry-After: 1`.
+pub fn unavailable() -> Response {
+    let mut res =
+        WizardError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", errors::BUSY).into_response();
+    res.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    res
+}
+
 pub fn bad_request(why: &str) -> Response {
     WizardError::new(StatusCode::BAD_REQUEST, "bad_request", why).into_response()
 }
