@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod contract;
 pub mod fake_service;
+pub mod fuzz;
 pub mod harness;
 pub mod independent;
 pub mod otp;

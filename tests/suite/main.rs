@@ -12,6 +12,7 @@ mod magento;
 mod openapi;
 mod primitives;
 mod readme;
+mod security;
 mod senders;
 mod store_contract;
 mod template;

@@ -631,3 +631,300 @@ fn keys_rotate_writes_an_ssm_parameter_back_under_its_kms_key() {
     );
     assert!(!ok && err.contains("ParameterNotFound"), "{err}");
 }
+
+/// A raw HTTP/1.1 request (`head` is the request line and header lines, without the final
+/// blank line); (status, body).
+fn raw(port: u16, head: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(stream, "{head}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+/// `latchkey <args> --data-dir <dir>` with `input` on standard input.
+fn cli_stdin(dir: &Path, args: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("LATCHKEY_KEYS")
+        .env_remove("LATCHKEY_KEYS_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const NOT_FOUND: &str = r#"{"error":"not_found","message":"No such route."}"#;
+
+fn add_admin(dir: &Path) {
+    let (ok, out) = cli_stdin(
+        dir,
+        &[
+            "user",
+            "add",
+            "--username",
+            "shopadmin",
+            "--email",
+            "admin@example.com",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(ok, "{out}");
+}
+
+/// Issue 9: `GET /_dev/outbox.json` with `Host: evil.example.com` answered 200 with live set-up
+/// tokens (a DNS-rebinding page, or a server on 0.0.0.0, leaked them). The pages now answer a
+/// loopback client asking for a loopback host only (peers other than loopback are refused too:
+/// see the unit tests in `serve.rs`, as no test may send traffic to a non-loopback address),
+/// and do not exist in production. The server logs at `debug` throughout, and no line holds the
+/// password or the token.
+#[test]
+fn dev_pages_answer_only_loopback_hosts_and_never_exist_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[("LATCHKEY_LOG", "debug")]);
+    add_admin(dir.path());
+    let creds = json!({"username": "shopadmin", "password": "correct horse battery"});
+    let path = "/rest/V1/integration/admin/token";
+    let (status, _) = call(&server, "POST", path, Some(creds.clone()), None);
+    assert_eq!(status, 401);
+
+    let (status, outbox) = raw(
+        server.port,
+        "GET /_dev/outbox.json HTTP/1.1\r\nHost: 127.0.0.1",
+    );
+    assert_eq!(status, 200, "{outbox}");
+    let token = outbox
+        .split("tfaToken: ")
+        .nth(1)
+        .and_then(|rest| rest.split(['\\', '\n', '"']).next())
+        .unwrap()
+        .to_owned();
+    assert!(token.len() > 40, "{token}");
+
+    for page in ["/_dev/outbox.json", "/_dev/outbox"] {
+        for head in [
+            format!("GET {page} HTTP/1.1\r\nHost: evil.example.com"),
+            format!(
+                "GET {page} HTTP/1.1\r\nHost: evil.example.com:{}",
+                server.port
+            ),
+            format!("GET {page} HTTP/1.1\r\nHost: localhost.evil.example.com"),
+            format!("GET http://evil.example.com{page} HTTP/1.1\r\nHost: evil.example.com"),
+            format!(
+                "GET {page} HTTP/1.1\r\nHost: localhost:{}\r\nOrigin: https://evil.example.com",
+                server.port
+            ),
+            format!("GET {page} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example.com"),
+        ] {
+            let (status, body) = raw(server.port, &head);
+            assert!(status == 404 || status == 400, "{head}: {status} {body}");
+            assert!(!body.contains(&token), "{head}: the token leaked");
+            if status == 404 {
+                assert_eq!(body, NOT_FOUND, "{head}");
+            }
+        }
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("DEBUG") || log.contains("sign_in"), "{log}");
+    assert!(
+        !log.contains("correct horse battery") && !log.contains(&token),
+        "a log line holds a secret"
+    );
+    drop(server);
+
+    // Production: the pages do not exist, whoever asks.
+    let prod = tempfile::tempdir().unwrap();
+    let (ok, keys) = cli(prod.path(), &["keys", "generate", "--production"]);
+    assert!(ok, "{keys}");
+    let keys = keys.trim().to_owned();
+    let server = serve(
+        prod.path(),
+        &[("LATCHKEY_ENV", "production"), ("LATCHKEY_KEYS", &keys)],
+    );
+    let out = Command::new(BIN)
+        .args(["user", "add", "--username", "shopadmin", "--email"])
+        .args(["admin@example.com", "--role", "admin", "--password-stdin"])
+        .arg("--data-dir")
+        .arg(prod.path())
+        .env("LATCHKEY_ENV", "production")
+        .env("LATCHKEY_KEYS", &keys)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"correct horse battery\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (status, _) = call(&server, "POST", path, Some(creds), None);
+    assert_eq!(status, 401);
+    for page in ["/_dev/outbox.json", "/_dev/outbox"] {
+        let (status, body) = raw(
+            server.port,
+            &format!("GET {page} HTTP/1.1\r\nHost: localhost"),
+        );
+        assert_eq!((status, body.as_str()), (404, NOT_FOUND), "{page}");
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data dir is its owner's alone (0700), and so are the store, its WAL, the keys and the
+/// outbox (0600) — created so, and made so again where someone opened them up.
+#[cfg(unix)]
+#[test]
+fn local_data_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let server = serve(&dir, &[]);
+    add_admin(&dir);
+    let creds = json!({"username": "shopadmin", "password": "correct horse battery"});
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/rest/V1/integration/admin/token",
+        Some(creds),
+        None,
+    );
+    assert_eq!(status, 401, "an email went to the outbox");
+    let files = [
+        "latchkey.db",
+        "latchkey.db-wal",
+        "latchkey.db-shm",
+        "keys.json",
+        "outbox.jsonl",
+    ];
+    assert_eq!(mode(&dir), 0o700);
+    for name in files {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    drop(server);
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in files {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let (ok, out) = cli(&dir, &["user", "list"]);
+    assert!(ok, "{out}");
+    assert_eq!(mode(&dir), 0o700, "{out}");
+    for name in files {
+        let path = dir.join(name);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+}
+
+/// Passwords come from a prompt or `--password-stdin`; without either and without a terminal,
+/// the CLI refuses rather than hang or make up a password. `--password` still works, for
+/// scripts that accept that it shows in the process list.
+#[test]
+fn the_cli_reads_passwords_from_stdin_and_never_guesses() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |username: &str, extra: &[&str]| {
+        let email = format!("{username}@example.com");
+        let mut args = vec![
+            "user",
+            "add",
+            "--username",
+            username,
+            "--email",
+            &email,
+            "--role",
+            "customer",
+        ];
+        args.extend_from_slice(extra);
+        cli_stdin(dir.path(), &args, "piped horse battery\r\n")
+    };
+    let (ok, out) = add("nopassword", &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("--password-stdin"), "{out}");
+    let (ok, out) = add("both", &["--password-stdin", "--password", "x"]);
+    assert!(!ok, "{out}");
+    let (ok, out) = add("piped", &["--password-stdin"]);
+    assert!(ok, "{out}");
+    let (ok, out) = add("flagged", &["--password", "flagged horse battery"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli_stdin(
+        dir.path(),
+        &["user", "set-password", "flagged", "--password-stdin"],
+        "a newer horse battery\n",
+    );
+    assert!(ok, "{out}");
+    let (_, listing) = cli(dir.path(), &["user", "list"]);
+    assert!(
+        !listing.contains("nopassword") && !listing.contains("both@"),
+        "{listing}"
+    );
+
+    let server = serve(dir.path(), &[]);
+    let token = |user: &str, password: &str| {
+        call(
+            &server,
+            "POST",
+            "/rest/V1/integration/customer/token",
+            Some(json!({"username": user, "password": password})),
+            None,
+        )
+        .0
+    };
+    assert_eq!(
+        token("piped", "piped horse battery"),
+        200,
+        "the line ending is not part of it"
+    );
+    assert_eq!(token("flagged", "a newer horse battery"), 200);
+    assert_eq!(token("flagged", "flagged horse battery"), 401);
+}

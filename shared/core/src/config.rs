@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use crate::crypto::SecretString;
 
+use crate::forwarded::TrustedProxies;
 use crate::identity::limits::Window;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
@@ -85,6 +86,21 @@ pub const SETTINGS: &[Setting] = &[
         name: "LATCHKEY_IP_WINDOW_SECONDS",
         default: "300",
         doc: "Length of the per-IP attempt window.",
+    },
+    Setting {
+        name: "LATCHKEY_TRUSTED_PROXIES",
+        default: "none",
+        doc: "Proxies whose `X-Forwarded-For` is believed (comma separated: addresses, CIDR blocks, `cloudfront` for CloudFront's origin-facing ranges). The client address is the first untrusted one walking the header from the right; `none`: the peer (socket address, or API Gateway's `sourceIp`) is the client. See SECURITY.md.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_CONCURRENCY",
+        default: "auto",
+        doc: "Password hashes (argon2id, 19 MiB each) computed at once; `auto`: one per CPU. Bounds memory under a flood of sign-ins.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_WAIT_MS",
+        default: "500",
+        doc: "How long a sign-in waits for a hashing slot before it is answered 503 with `Retry-After` (nothing counted, nothing changed).",
     },
     Setting {
         name: "LATCHKEY_MAX_BODY_BYTES",
@@ -206,7 +222,32 @@ pub struct Config {
     pub ip_attempts: u32,
     pub ip_window_secs: i64,
     pub max_body_bytes: usize,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// The bound on password hashing.
+    pub hashing: HashLimits,
     pub magento: MagentoConfig,
+}
+
+/// How many password hashes run at once, and how long a request waits for a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLimits {
+    pub concurrency: usize,
+    pub wait_ms: u64,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: cpus(),
+            wait_ms: 500,
+        }
+    }
+}
+
+/// The CPUs this process may use (1 when unknown).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 #[derive(Clone, Debug)]
@@ -300,6 +341,19 @@ impl Config {
                 "a pinned clock is for development only; unset it in production",
             ));
         }
+        let trusted_proxies = match get("LATCHKEY_TRUSTED_PROXIES") {
+            (_, v) if v.eq_ignore_ascii_case("none") => TrustedProxies::default(),
+            (name, v) => {
+                TrustedProxies::parse(&v).map_err(|reason| ConfigError { name, reason })?
+            }
+        };
+        let hashing = HashLimits {
+            concurrency: match get("LATCHKEY_HASH_CONCURRENCY") {
+                (_, v) if v == "auto" => cpus(),
+                setting => number(setting, 1, 1024)?,
+            },
+            wait_ms: number(get("LATCHKEY_HASH_WAIT_MS"), 0, 60_000)?,
+        };
         let lockout = Budget {
             max_failures: lockout_failures,
             window_secs: None,
@@ -317,6 +371,8 @@ impl Config {
             ip_attempts,
             ip_window_secs,
             max_body_bytes: number(get("LATCHKEY_MAX_BODY_BYTES"), 1024, 10 * 1024 * 1024)?,
+            trusted_proxies,
+            hashing,
             magento: MagentoConfig {
                 signin: Policy {
                     password: lockout,
@@ -369,6 +425,8 @@ impl Config {
             ip_attempts: 100,
             ip_window_secs: 300,
             max_body_bytes: 65536,
+            trusted_proxies: TrustedProxies::default(),
+            hashing: HashLimits::default(),
             magento: MagentoConfig {
                 signin: Policy {
                     password: Budget {
@@ -682,5 +740,34 @@ mod tests {
         let e = with(&[("LATCHKEY_LOCKOUT_FAILURES", "0")]).unwrap_err();
         assert_eq!(e.name, "LATCHKEY_LOCKOUT_FAILURES");
         assert!(with(&[("LATCHKEY_PUBLIC_URL", "not a url")]).is_err());
+        let e = with(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8,example.com")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_TRUSTED_PROXIES");
+        let e = with(&[("LATCHKEY_HASH_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_HASH_CONCURRENCY");
+    }
+
+    #[test]
+    fn proxies_and_hashing_limits() {
+        let c = with(&[]).unwrap();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert_eq!(c.hashing.concurrency, cpus());
+        assert_eq!(c.hashing.wait_ms, 500);
+        let c = with(&[
+            ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1, cloudfront"),
+            ("LATCHKEY_HASH_CONCURRENCY", "3"),
+            ("LATCHKEY_HASH_WAIT_MS", "0"),
+        ])
+        .unwrap();
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            c.hashing,
+            HashLimits {
+                concurrency: 3,
+                wait_ms: 0
+            }
+        );
     }
 }

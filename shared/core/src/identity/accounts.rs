@@ -397,9 +397,11 @@ async fn hash_password(
 ) -> Result<String, Fault> {
     // The salt is drawn here, on the caller's thread: the Rng port is borrowed, not shared.
     let salt_source = crate::crypto::password::Salt::draw(rng)?;
-    let hasher = hasher.clone();
     let password = password.clone();
-    tokio::task::spawn_blocking(move || hasher.hash_with_salt(password.expose(), &salt_source))
+    hasher
+        .slot()
+        .await?
+        .run(move |hasher| hasher.hash_with_salt(password.expose(), &salt_source))
         .await
         .map_err(|_| Fault::Task)?
         .map_err(Fault::Crypto)

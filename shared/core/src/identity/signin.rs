@@ -10,7 +10,7 @@
 use crate::audit::{Audit, Event, Outcome};
 use crate::crypto::SecretString;
 use crate::crypto::aead::Sealer;
-use crate::crypto::password::PasswordHasher;
+use crate::crypto::password::{HashSlot, PasswordHasher};
 use crate::crypto::totp::{self, TotpSecret};
 use crate::records::{login, profile, rate};
 use crate::store::{Key, StoreError};
@@ -71,6 +71,9 @@ impl SignIn<'_> {
     ) -> Result<PasswordOk, Error> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
+        // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
+        // counted nothing against the account.
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let key = self.profile_key(login_name).await?;
         let user = match limits::reserve(
             self.db,
@@ -84,17 +87,17 @@ impl SignIn<'_> {
         {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("unknown_user").emit();
                 return Err(Error::InvalidCredentials);
             }
             Reservation::Locked { until } => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("locked").emit();
                 return Err(Error::Locked { until });
             }
         };
-        let matches = self.verify_password(password, &user.password_hash).await?;
+        let matches = verify_password(slot, password, &user.password_hash).await?;
         if !matches || user.role != role || !user.active {
             self.report_failure(&user, Factor::Password, origin);
             let reason = if !matches {
@@ -265,25 +268,23 @@ impl SignIn<'_> {
                 .emit();
         }
     }
+}
 
-    async fn verify_password(&self, password: &str, phc: &str) -> Result<bool, Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        let phc = phc.to_owned();
-        tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
-            .await
-            .map_err(|_| Fault::Task)
-    }
+async fn verify_password(slot: HashSlot, password: &str, phc: &str) -> Result<bool, Fault> {
+    let password = SecretString::new(password.to_owned());
+    let phc = phc.to_owned();
+    slot.run(move |hasher| hasher.verify(password.expose(), &phc))
+        .await
+        .map_err(|_| Fault::Task)
+}
 
-    /// Spends the same work as checking a real password, so that unknown and locked accounts
-    /// cannot be told apart by timing.
-    async fn burn_equal_cost(&self, password: &str) -> Result<(), Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        tokio::task::spawn_blocking(move || hasher.verify_unknown_user(password.expose()))
-            .await
-            .map_err(|_| Fault::Task)
-    }
+/// Spends the same work as checking a real password, so that unknown and locked accounts
+/// cannot be told apart by timing.
+async fn burn_equal_cost(slot: HashSlot, password: &str) -> Result<(), Fault> {
+    let password = SecretString::new(password.to_owned());
+    slot.run(move |hasher| hasher.verify_unknown_user(password.expose()))
+        .await
+        .map_err(|_| Fault::Task)
 }
 
 impl PasswordOk {
