@@ -142,8 +142,16 @@ impl TestApp {
 
     /// As [`TestApp::with`], hashing passwords at `cost`.
     pub fn with_cost(store: Arc<dyn Store>, settings: &[(&str, &str)], cost: Cost) -> Self {
+        // Flow tests wait for a hashing slot as long as it takes: on the single-threaded AWS
+        // emulator, fifty racing sign-ins queue for seconds. Tests of the bound set their own.
+        let defaults = [("LATCHKEY_HASH_WAIT_MS", "60000")];
         let owned: Vec<(String, String)> = settings
             .iter()
+            .chain(
+                defaults
+                    .iter()
+                    .filter(|(d, _)| !settings.iter().any(|(k, _)| k == d)),
+            )
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let config = Config::from_lookup(|name| {

@@ -71,10 +71,10 @@ impl SignIn<'_> {
     ) -> Result<PasswordOk, Error> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
-        // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
-        // counted nothing against the account.
-        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let key = self.profile_key(login_name).await?;
+        // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
+        // counted nothing against the account. (Held over the one write that reserves.)
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let user = match limits::reserve(
             self.db,
             &key,
