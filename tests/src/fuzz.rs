@@ -223,7 +223,7 @@ pub fn lambda_event(data: &[u8]) {
     };
     with_rig(|rig| {
         let res = rig.runtime.block_on(latchkey_aws::lambda::handle_event(
-            &rig.t.app, route, payload,
+            &rig.t.app, route, payload, None,
         ));
         assert!(
             res.status_code < 500,
@@ -311,8 +311,11 @@ pub fn forwarded_for(data: &[u8]) {
     }
 }
 
+/// A fuzz target: takes any bytes, panics only on a broken promise.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for `./scripts/fuzz` and the cargo-fuzz targets.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request_body", request_body),
     ("request_line", request_line),
     ("lambda_event", lambda_event),

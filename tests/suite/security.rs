@@ -266,14 +266,7 @@ async fn over_long_identifiers_get_the_dialects_own_answer_on_every_route(backen
             "parameters": {"fieldName": "userId", "type": "int"}
         });
         let invalid_tfa = json!({"message": "Invalid two-factor authorization token"});
-        let cases: Vec<(
-            Method,
-            String,
-            Option<String>,
-            Option<&str>,
-            StatusCode,
-            Value,
-        )> = vec![
+        let cases: Vec<MalformedCase<'_>> = vec![
             (
                 Method::POST,
                 ADMIN_TOKEN.into(),
@@ -675,7 +668,7 @@ async fn lambda_events_take_the_client_from_source_ip_and_trusted_proxies_only(b
     let status = |source_ip: &'static str, xff: &'static str| {
         let (t, payload) = (&t, event(source_ip, xff));
         async move {
-            latchkey_aws::lambda::handle_event(&t.app, route, payload)
+            latchkey_aws::lambda::handle_event(&t.app, route, payload, None)
                 .await
                 .status_code
         }
@@ -753,7 +746,7 @@ async fn malformed_lambda_events_get_an_answer_not_a_crash() {
         ),
     ];
     for (what, event, status) in cases {
-        let res = latchkey_aws::lambda::handle_event(&t.app, route, event).await;
+        let res = latchkey_aws::lambda::handle_event(&t.app, route, event, None).await;
         assert_eq!(res.status_code, i64::from(status), "{what}: {:?}", res.body);
         if status == 400 {
             let res = serde_json::to_value(&res).unwrap();
@@ -891,7 +884,7 @@ async fn known_and_unknown_accounts_get_byte_identical_answers(backend: Backend)
     let with_otp = |user: &str, password: &str| {
         json!({"username": user, "password": password, "otp": code}).to_string()
     };
-    let routes: [(&str, &str, &[(&str, &str)]); 3] = [
+    let routes: [(&str, &str, Logins); 3] = [
         (
             CUSTOMER_TOKEN,
             "buyer",
@@ -1227,3 +1220,16 @@ latchkey_tests::flow_suite!(
     waiting_sign_ins_are_served_one_slot_at_a_time,
     known_and_unknown_accounts_get_byte_identical_answers,
 );
+
+/// A malformed request and the answer it must get: method, path, body, bearer token, status, body.
+type MalformedCase<'a> = (
+    Method,
+    String,
+    Option<String>,
+    Option<&'a str>,
+    StatusCode,
+    Value,
+);
+
+/// (login, password) pairs tried on one route.
+type Logins = &'static [(&'static str, &'static str)];
