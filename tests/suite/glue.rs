@@ -984,7 +984,10 @@ async fn every_mfa_error_is_reachable(backend: Backend) {
     .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let wait: i64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=900).contains(&wait), "until the 15-minute window ends: {wait}");
+    assert!(
+        (1..=900).contains(&wait),
+        "until the 15-minute window ends: {wait}"
+    );
     assert_eq!(
         r.json["errors"][0]["detail"],
         format!(
