@@ -108,13 +108,14 @@ pub fn jsonwebtoken_verify(
 }
 
 /// Verifies a signed token with PyJWT against the JWK set `jwks` (PyJWT picks the key by `kid`
-/// and checks `exp`, `nbf`, `iat`, `aud` and `iss` against the real clock); returns its claims.
+/// and checks `exp`, `nbf`, `iat`, `aud` and `iss` against the real clock, give or take a minute:
+/// the functions under test may run on a pinned clock); returns its claims.
 pub fn pyjwt_verify_jwks(token: &str, jwks: &Value, aud: &str, iss: &str) -> Value {
     let script = "import jwt,sys,json\n\
 keys = jwt.PyJWKSet.from_json(sys.argv[2])\n\
 kid = jwt.get_unverified_header(sys.argv[1])['kid']\n\
 key = next(k for k in keys.keys if k.key_id == kid)\n\
-print(json.dumps(jwt.decode(sys.argv[1], key, algorithms=[key.algorithm_name], audience=sys.argv[3], issuer=sys.argv[4], options={'require': ['exp', 'iat', 'nbf', 'aud', 'iss', 'sub', 'jti']})))";
+print(json.dumps(jwt.decode(sys.argv[1], key, algorithms=[key.algorithm_name], audience=sys.argv[3], issuer=sys.argv[4], leeway=60, options={'require': ['exp', 'iat', 'nbf', 'aud', 'iss', 'sub', 'jti']})))";
     let out = Command::new("python3")
         .args(["-c", script, token, &jwks.to_string(), aud, iss])
         .output()
