@@ -328,7 +328,7 @@ impl TestApp {
             .body(Bytes::from(body.unwrap_or("").to_owned()))
             .unwrap();
         req.extensions_mut()
-            .insert(ClientIp(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+            .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
         reply(self.app.handle(req).await)
     }
 

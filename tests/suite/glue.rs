@@ -1554,7 +1554,7 @@ async fn bad_input_gets_glue_errors_and_changes_nothing(backend: Backend) {
         json!({"errors": [{"status": status, "code": code, "detail": detail}]}).to_string()
     };
     let mine = format!("/customer-password/DE--{id}");
-    let cases: Vec<(Method, String, Option<String>, Option<&str>, Option<&str>, u16, String)> = vec![
+    let cases: Vec<BadInput<'_>> = vec![
         (Method::POST, "/access-tokens".into(), Some("{not json".into()), None, None, 400, plain(400, "Post data is invalid.")),
         (Method::POST, "/access-tokens".into(), Some("[1,2]".into()), None, None, 400, plain(400, "Post data is invalid.")),
         (Method::POST, "/access-tokens".into(), Some(r#"{"username":"bad@example.com","password":"oldPass123"}"#.into()), None, None, 400, plain(400, "Post data is invalid.")),
@@ -1827,3 +1827,15 @@ fn the_validator_refuses_what_is_not_json_api() {
         assert!(!problems.is_empty(), "{doc} passed");
     }
 }
+
+/// A malformed request and its exact answer: method, path, body, bearer token, `X-MFA-Code`,
+/// status, body.
+type BadInput<'a> = (
+    Method,
+    String,
+    Option<String>,
+    Option<&'a str>,
+    Option<&'a str>,
+    u16,
+    String,
+);

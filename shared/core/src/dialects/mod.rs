@@ -83,6 +83,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
+            Dialect::Glue => glue::unavailable(),
         }
     }
 

@@ -161,6 +161,7 @@ impl SignIn<'_> {
     ) -> Result<(), Error> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let user = match limits::reserve(
             self.db,
             &profile::key(id),
@@ -178,7 +179,7 @@ impl SignIn<'_> {
                 return Err(Error::Locked { until });
             }
         };
-        if !self.verify_password(password, &user.password_hash).await? || !user.active {
+        if !verify_password(slot, password, &user.password_hash).await? || !user.active {
             self.report_failure(&user, Factor::Password, origin);
             fail("bad_password").user(id).emit();
             return Err(Error::InvalidCredentials);

@@ -226,6 +226,14 @@ pub fn bad_request(why: &str) -> Response {
     GlueError::plain(StatusCode::BAD_REQUEST, why).at(0)
 }
 
+/// The request would outlive its invocation (a store or delivery that stays busy): try again.
+pub fn unavailable() -> Response {
+    let mut res = GlueError::plain(StatusCode::SERVICE_UNAVAILABLE, errors::BUSY).at(0);
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
+}
+
 // ---------------------------------------------------------------- who is calling
 
 /// The two kinds of Glue callers.
