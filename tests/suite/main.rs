@@ -8,11 +8,13 @@
 
 mod aws;
 mod flows;
+mod glue;
 mod lambda;
 mod magento;
 mod openapi;
 mod primitives;
 mod readme;
+mod security;
 mod senders;
 mod store_contract;
 mod template;

@@ -14,7 +14,7 @@ use crate::identity::signin::{Policy, SignIn};
 use crate::ports::{Clock, Mailer, Recaptcha, Rng, SmsSender};
 use crate::routes::{self, Call, Lookup, Route};
 use crate::store::Store;
-use crate::web::{Request, Response};
+use crate::web::{ClientIp, Peer, Request, Response};
 
 /// Everything a flow may use. Built once per process (per cold start on Lambda).
 pub struct Deps {
@@ -111,7 +111,11 @@ impl App {
         Dialect::of_path(path).too_large()
     }
 
-    async fn dispatch(&self, found: Lookup, req: Request) -> Response {
+    async fn dispatch(&self, found: Lookup, mut req: Request) -> Response {
+        if let Some(Peer(peer)) = req.extensions().get::<Peer>().copied() {
+            let client = self.config.trusted_proxies.client(peer, req.headers());
+            req.extensions_mut().insert(ClientIp(client));
+        }
         match found {
             Lookup::Found(route, params) => {
                 if req.body().len() > self.config.max_body_bytes {

@@ -10,6 +10,10 @@ use crate::crypto::SecretString;
 
 use crate::crypto::keys::SigningAlg;
 use crate::identity::codes::{self, SendLimits, Use};
+use crate::forwarded::TrustedProxies;
+mod glue;
+pub use glue::{GlueConfig, MfaType, Protected};
+
 use crate::identity::limits::Window;
 use crate::identity::sessions;
 use crate::identity::signin::Policy;
@@ -88,6 +92,21 @@ pub const SETTINGS: &[Setting] = &[
         name: "LATCHKEY_IP_WINDOW_SECONDS",
         default: "300",
         doc: "Length of the per-IP attempt window.",
+    },
+    Setting {
+        name: "LATCHKEY_TRUSTED_PROXIES",
+        default: "none",
+        doc: "Proxies whose `X-Forwarded-For` is believed (comma separated: addresses, CIDR blocks, `cloudfront` for CloudFront's origin-facing ranges). The client address is the first untrusted one walking the header from the right; `none`: the peer (socket address, or API Gateway's `sourceIp`) is the client. See SECURITY.md.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_CONCURRENCY",
+        default: "auto",
+        doc: "Password hashes (argon2id, 19 MiB each) computed at once; `auto`: one per CPU. Bounds memory under a flood of sign-ins.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_WAIT_MS",
+        default: "500",
+        doc: "How long a sign-in waits for a hashing slot before it is answered 503 with `Retry-After` (nothing counted, nothing changed).",
     },
     Setting {
         name: "LATCHKEY_MAX_BODY_BYTES",
@@ -204,6 +223,91 @@ pub const SETTINGS: &[Setting] = &[
         default: "(unset)",
         doc: "The reCAPTCHA site key the local sign-in page embeds.",
     },
+    Setting {
+        name: "LATCHKEY_GLUE_TOKEN_ALG",
+        default: "RS256",
+        doc: "Algorithm of Glue access tokens: `RS256` (as Spryker) or `EdDSA`. Their public keys are in the JWKS.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_AUDIENCE",
+        default: "frontend",
+        doc: "`aud` of Glue customer access tokens (Spryker's OAuth client id).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_BACKOFFICE_AUDIENCE",
+        default: "backoffice",
+        doc: "`aud` of back-office access tokens (`POST /token`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_ACCESS_TOKEN_SECONDS",
+        default: "28800",
+        doc: "Lifetime of Glue access tokens (`expiresIn`), 60 to 86400 seconds.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_REFRESH_TOKEN_SECONDS",
+        default: "2592000",
+        doc: "How long a Glue refresh token may wait to be used (`refreshTokenExpiresIn`); each use gives a new one.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_SESSION_DAYS",
+        default: "90",
+        doc: "Absolute lifetime of a Glue session: however often its refresh token is used, it ends this many days after sign-in.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CUSTOMER_REFERENCE_PREFIX",
+        default: "DE",
+        doc: "Customer references are `<prefix>--<user id>` (Spryker's `DE--42`); letters and digits only.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_MFA_TYPES",
+        default: "email,totp,sms",
+        doc: "MFA types offered to Glue clients, in the order `GET /multi-factor-auth-types` lists them (`email`, `totp`, `sms`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PROTECTED",
+        default: "PATCH customer-password,PATCH customers,DELETE customers",
+        doc: "Glue resources that need a valid `X-MFA-Code` once the caller has an enabled MFA type: `METHOD resource` or `resource` (every method but GET), comma separated.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_MINUTES",
+        default: "30",
+        doc: "Life of an MFA code (1-30), and so the grace period in which a verified code keeps opening protected resources.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_TRIES",
+        default: "3",
+        doc: "Wrong tries (1-5) after which an MFA code is blocked; a new code keeps the count until the blocked one expires.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SEND_WINDOW_MINUTES",
+        default: "15",
+        doc: "Window of the MFA code send limits below.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_ACCOUNT",
+        default: "5",
+        doc: "MFA codes one account may be sent per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_DESTINATION",
+        default: "5",
+        doc: "MFA codes one email address or phone number may be sent per window.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_IP",
+        default: "20",
+        doc: "MFA codes requests from one client IP may cause per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_GLOBAL",
+        default: "1000",
+        doc: "MFA codes the whole deployment sends per window and channel (the guard against SMS pumping).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PASSWORD_MIN_LENGTH",
+        default: "8",
+        doc: "Shortest new password `PATCH /customer-password` accepts (8-128; Spryker's other rules apply too: upper and lower case, a digit, a special character).",
+    },
 ];
 
 /// Settings read outside the core: by the `latchkey` binary and by the Lambda glue.
@@ -294,8 +398,13 @@ pub struct Config {
     pub ip_attempts: u32,
     pub ip_window_secs: i64,
     pub max_body_bytes: usize,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// The bound on password hashing.
+    pub hashing: HashLimits,
     pub magento: MagentoConfig,
     pub wizard: WizardConfig,
+    pub glue: glue::GlueConfig,
 }
 
 /// The sign-in wizard's settings (B2Core's `/api/v2/my/`).
@@ -329,6 +438,27 @@ impl fmt::Debug for Recaptcha {
             .field("site_key", &self.site_key)
             .finish_non_exhaustive()
     }
+}
+
+/// How many password hashes run at once, and how long a request waits for a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLimits {
+    pub concurrency: usize,
+    pub wait_ms: u64,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: cpus(),
+            wait_ms: 500,
+        }
+    }
+}
+
+/// The CPUs this process may use (1 when unknown).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 #[derive(Clone, Debug)]
@@ -422,12 +552,27 @@ impl Config {
                 "a pinned clock is for development only; unset it in production",
             ));
         }
+        let trusted_proxies = match get("LATCHKEY_TRUSTED_PROXIES") {
+            (_, v) if v.eq_ignore_ascii_case("none") => TrustedProxies::default(),
+            (name, v) => {
+                TrustedProxies::parse(&v).map_err(|reason| ConfigError { name, reason })?
+            }
+        };
+        let hashing = HashLimits {
+            concurrency: match get("LATCHKEY_HASH_CONCURRENCY") {
+                (_, v) if v == "auto" => cpus(),
+                setting => number(setting, 1, 1024)?,
+            },
+            wait_ms: number(get("LATCHKEY_HASH_WAIT_MS"), 0, 60_000)?,
+        };
         let lockout = Budget {
             max_failures: lockout_failures,
             window_secs: None,
             block_secs: lockout_secs,
         };
         let wizard = wizard(&get, &public_url, totp_window)?;
+        let glue =
+            glue::GlueConfig::parse(&get, lockout, ip_attempts, ip_window_secs, &public_url)?;
         Ok(Config {
             wizard,
             environment,
@@ -441,6 +586,8 @@ impl Config {
             ip_attempts,
             ip_window_secs,
             max_body_bytes: number(get("LATCHKEY_MAX_BODY_BYTES"), 1024, 10 * 1024 * 1024)?,
+            trusted_proxies,
+            hashing,
             magento: MagentoConfig {
                 signin: Policy {
                     password: lockout,
@@ -466,6 +613,7 @@ impl Config {
                 tfa_token_secs: minutes(get("LATCHKEY_MAGENTO_TFA_TOKEN_MINUTES"), 1, 60 * 24)?,
                 store_codes,
             },
+            glue,
         })
     }
 
@@ -552,6 +700,8 @@ impl Config {
             ip_attempts: 100,
             ip_window_secs: 300,
             max_body_bytes: 65536,
+            trusted_proxies: TrustedProxies::default(),
+            hashing: HashLimits::default(),
             magento: MagentoConfig {
                 signin: Policy {
                     password: Budget {
@@ -577,6 +727,7 @@ impl Config {
                 tfa_token_secs: 3600,
                 store_codes: ["default", "all"].into_iter().map(String::from).collect(),
             },
+            glue: glue::GlueConfig::fallback(),
         }
     }
 }
@@ -841,14 +992,18 @@ fn wizard(
     })
 }
 
-fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
+pub(crate) fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError {
         name,
         reason: format!("{reason} (got `{value}`)"),
     }
 }
 
-fn number<T>((name, value): (&'static str, String), min: T, max: T) -> Result<T, ConfigError>
+pub(crate) fn number<T>(
+    (name, value): (&'static str, String),
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
@@ -1013,5 +1168,34 @@ mod tests {
         let e = with(&[("LATCHKEY_LOCKOUT_FAILURES", "0")]).unwrap_err();
         assert_eq!(e.name, "LATCHKEY_LOCKOUT_FAILURES");
         assert!(with(&[("LATCHKEY_PUBLIC_URL", "not a url")]).is_err());
+        let e = with(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8,example.com")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_TRUSTED_PROXIES");
+        let e = with(&[("LATCHKEY_HASH_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_HASH_CONCURRENCY");
+    }
+
+    #[test]
+    fn proxies_and_hashing_limits() {
+        let c = with(&[]).unwrap();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert_eq!(c.hashing.concurrency, cpus());
+        assert_eq!(c.hashing.wait_ms, 500);
+        let c = with(&[
+            ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1, cloudfront"),
+            ("LATCHKEY_HASH_CONCURRENCY", "3"),
+            ("LATCHKEY_HASH_WAIT_MS", "0"),
+        ])
+        .unwrap();
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            c.hashing,
+            HashLimits {
+                concurrency: 3,
+                wait_ms: 0
+            }
+        );
     }
 }

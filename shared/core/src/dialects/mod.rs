@@ -7,6 +7,7 @@
 //! below then say what else it must decide), and its table in [`TABLES`].
 
 pub mod core;
+pub mod glue;
 pub mod magento;
 pub mod wizard;
 
@@ -25,10 +26,13 @@ pub enum Dialect {
     Magento,
     /// The sign-in wizard (B2Core's `/api/v2/my/...`).
     Wizard,
+    /// Spryker Glue (JSON:API) at the root: `/access-tokens`, `/refresh-tokens`,
+    /// `/multi-factor-auth-*`, `/customers`, `/customer-password`, `/token`.
+    Glue,
 }
 
 /// Every dialect's routes.
-pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, wizard::ROUTES];
+pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, wizard::ROUTES, glue::ROUTES];
 
 impl Dialect {
     /// Which dialect's error shape a path gets when no route matched it.
@@ -37,6 +41,8 @@ impl Dialect {
             Dialect::Magento
         } else if path.starts_with(wizard::PREFIX) {
             Dialect::Wizard
+        } else if glue::owns_path(path) {
+            Dialect::Glue
         } else {
             Dialect::Core
         }
@@ -48,6 +54,7 @@ impl Dialect {
             Dialect::Core => None,
             Dialect::Magento => magento::admit(app, call),
             Dialect::Wizard => None,
+            Dialect::Glue => None,
         }
     }
 
@@ -57,6 +64,7 @@ impl Dialect {
             Dialect::Core => core::not_found(),
             Dialect::Magento => magento::not_found(),
             Dialect::Wizard => wizard::not_found(),
+            Dialect::Glue => glue::not_found(),
         }
     }
 
@@ -66,6 +74,7 @@ impl Dialect {
             Dialect::Core => core::wrong_method(allowed),
             Dialect::Magento => magento::not_found(),
             Dialect::Wizard => wizard::wrong_method(allowed),
+            Dialect::Glue => glue::wrong_method(allowed),
         }
     }
 
@@ -74,6 +83,7 @@ impl Dialect {
             Dialect::Core => core::too_large(),
             Dialect::Magento => magento::too_large(),
             Dialect::Wizard => wizard::too_large(),
+            Dialect::Glue => glue::too_large(),
         }
     }
 
@@ -83,6 +93,7 @@ impl Dialect {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
             Dialect::Wizard => wizard::unavailable(),
+            Dialect::Glue => glue::unavailable(),
         }
     }
 
@@ -92,6 +103,7 @@ impl Dialect {
             Dialect::Core => core::bad_request(why),
             Dialect::Magento => magento::bad_request(why),
             Dialect::Wizard => wizard::bad_request(why),
+            Dialect::Glue => glue::bad_request(why),
         }
     }
 }

@@ -68,12 +68,19 @@ pub enum Fault {
     Crypto(#[from] CryptoError),
     #[error("a background task failed")]
     Task,
+    /// Every password hashing slot stayed busy for the configured wait: the request was
+    /// refused before anything was counted or changed.
+    #[error(transparent)]
+    Overloaded(#[from] crate::crypto::password::Busy),
 }
 
 impl Fault {
     /// Whether trying again later may succeed (throttling, brief unavailability).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Fault::Store(StoreError::Busy(_)))
+        matches!(
+            self,
+            Fault::Store(StoreError::Busy(_)) | Fault::Overloaded(_)
+        )
     }
 }
 

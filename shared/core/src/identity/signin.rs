@@ -15,7 +15,7 @@
 use crate::audit::{Audit, Event, Outcome};
 use crate::crypto::SecretString;
 use crate::crypto::aead::Sealer;
-use crate::crypto::password::PasswordHasher;
+use crate::crypto::password::{HashSlot, PasswordHasher};
 use crate::crypto::totp::{self, TotpSecret};
 use crate::records::{login, profile, rate};
 use crate::store::{Key, StoreError};
@@ -79,6 +79,9 @@ impl SignIn<'_> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
         let key = self.profile_key(login_name).await?;
+        // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
+        // counted nothing against the account. (Held over the one write that reserves.)
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let user = match limits::reserve(
             self.db,
             &key,
@@ -91,17 +94,17 @@ impl SignIn<'_> {
         {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("unknown_user").emit();
                 return Err(Error::InvalidCredentials);
             }
             Reservation::Locked { until } => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("locked").emit();
                 return Err(Error::Locked { until });
             }
         };
-        let matches = self.verify_password(password, &user.password_hash).await?;
+        let matches = verify_password(slot, password, &user.password_hash).await?;
         if !matches || user.role != role || !user.active {
             self.report_failure(&user, Factor::Password, origin);
             let reason = if !matches {
@@ -155,10 +158,48 @@ impl SignIn<'_> {
         Ok(())
     }
 
-    /// Checks a fresh code from the user's active authenticator, outside a sign-in (e.g. before
-    /// switching a factor off): the same budgets, replay refusal and address limits as a
+    /// Confirms the password of a signed-in user (e.g. before it is changed): the attempt is
+    /// reserved against the password's budget and the address's limits, as at sign-in.
+    pub async fn confirm_password(
+        &self,
+        id: UserId,
+        password: &str,
+        origin: Origin,
+    ) -> Result<(), Error> {
+        let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
+        self.admit(origin).await?;
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Password,
+            &self.policy.password,
+            profile::Guard::Exists,
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::NoUser | Reservation::Refused(_) => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                fail("locked").user(id).emit();
+                return Err(Error::Locked { until });
+            }
+        };
+        if !verify_password(slot, password, &user.password_hash).await? || !user.active {
+            self.report_failure(&user, Factor::Password, origin);
+            fail("bad_password").user(id).emit();
+            return Err(Error::InvalidCredentials);
+        }
+        self.release_ip(origin).await?;
+        self.clear(&user, &[Factor::Password]).await
+    }
+
+    /// Checks a code of the user's active authenticator app as a second factor on its own (the
+    /// user is signed in already and proves the factor again, e.g. for a protected action or
+    /// before switching a factor off): the same budgets, replay refusal and address limits as a
     /// sign-in's code. A user without an active authenticator is refused without counting.
-    pub async fn fresh_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
+    pub async fn verify_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
         self.admit_second_factor(origin).await?;
         let user = match limits::reserve(
             self.db,
@@ -175,11 +216,21 @@ impl SignIn<'_> {
                 self.release_ip(origin).await?;
                 return Err(Error::NotConfigured);
             }
-            Reservation::NoUser => return Err(Error::InvalidCredentials),
-            Reservation::Locked { until } => return Err(Error::Locked { until }),
+            Reservation::NoUser => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                audit(Event::SecondFactor, Outcome::Failure, origin)
+                    .user(id)
+                    .reason("locked")
+                    .emit();
+                return Err(Error::Locked { until });
+            }
         };
         self.accept_totp(&user, code, TotpStage::Active, &[Factor::Totp], origin)
             .await?;
+        audit(Event::SecondFactor, Outcome::Success, origin)
+            .user(id)
+            .reason("totp")
+            .emit();
         Ok(())
     }
 
@@ -319,25 +370,23 @@ impl SignIn<'_> {
                 .emit();
         }
     }
+}
 
-    async fn verify_password(&self, password: &str, phc: &str) -> Result<bool, Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        let phc = phc.to_owned();
-        tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
-            .await
-            .map_err(|_| Fault::Task)
-    }
+async fn verify_password(slot: HashSlot, password: &str, phc: &str) -> Result<bool, Fault> {
+    let password = SecretString::new(password.to_owned());
+    let phc = phc.to_owned();
+    slot.run(move |hasher| hasher.verify(password.expose(), &phc))
+        .await
+        .map_err(|_| Fault::Task)
+}
 
-    /// Spends the same work as checking a real password, so that unknown and locked accounts
-    /// cannot be told apart by timing.
-    async fn burn_equal_cost(&self, password: &str) -> Result<(), Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        tokio::task::spawn_blocking(move || hasher.verify_unknown_user(password.expose()))
-            .await
-            .map_err(|_| Fault::Task)
-    }
+/// Spends the same work as checking a real password, so that unknown and locked accounts
+/// cannot be told apart by timing.
+async fn burn_equal_cost(slot: HashSlot, password: &str) -> Result<(), Fault> {
+    let password = SecretString::new(password.to_owned());
+    slot.run(move |hasher| hasher.verify_unknown_user(password.expose()))
+        .await
+        .map_err(|_| Fault::Task)
 }
 
 impl SignIn<'_> {

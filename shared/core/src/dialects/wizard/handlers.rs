@@ -659,7 +659,7 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
         }
         (DISABLE_GOOGLE, STEP_CODE) => {
             let [code] = required(&obj, ["code"])?;
-            si.fresh_totp(user.id, &code, origin).await?;
+            si.verify_totp(user.id, &code, origin).await?;
             flows.finish(&flow).await?;
             accounts::reset_totp(app.db(), user.id, VIA).await?;
             Ok(done(&flow))
