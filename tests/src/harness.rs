@@ -20,10 +20,12 @@ use latchkey_core::identity::accounts::{self, NewUser};
 use latchkey_core::identity::users::{Role, User};
 use latchkey_core::ports::{ManualClock, RecordingOutbox, RecordingQueue, SeededRng};
 use latchkey_core::store::{MemoryStore, Store};
-use latchkey_core::web::ClientIp;
+use latchkey_core::web::Peer;
 use latchkey_core::{App, Deps};
 use latchkey_embedded::store::SqliteStore;
 use serde_json::Value;
+
+use crate::recording::RecordingStore;
 
 /// 2030-03-17: far from any step boundary surprises, fixed so tests repeat.
 pub const T0: i64 = 1_900_000_000;
@@ -37,6 +39,15 @@ pub enum Backend {
     Sqlite,
     /// DynamoDB through the local AWS emulator, in a table of the test's own.
     Dynamodb,
+}
+
+/// What a password hash costs in a test app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// 256 KiB, one pass: fast tests.
+    Cheap,
+    /// What ships (19 MiB, t=2): for measurements.
+    Owasp,
 }
 
 pub struct TestApp {
@@ -103,10 +114,46 @@ impl TestApp {
         }
     }
 
+    /// An app on a fresh store of `backend` seen through a [`RecordingStore`], which notes
+    /// every call and every key it touches.
+    pub async fn recorded(
+        backend: Backend,
+        settings: &[(&str, &str)],
+    ) -> (Self, Arc<RecordingStore>) {
+        let (inner, dir) = fresh_store(backend).await;
+        let recorder = Arc::new(RecordingStore::new(inner));
+        let mut t = Self::with(recorder.clone(), settings);
+        t.backend = backend;
+        t._dir = dir;
+        (t, recorder)
+    }
+
+    /// An app on a fresh store of `backend`, hashing passwords at `cost`.
+    pub async fn on_with_cost(backend: Backend, settings: &[(&str, &str)], cost: Cost) -> Self {
+        let (store, dir) = fresh_store(backend).await;
+        let mut t = Self::with_cost(store, settings, cost);
+        t.backend = backend;
+        t._dir = dir;
+        t
+    }
+
     /// An app on `store`, with settings overridden by `settings` (name, value).
     pub fn with(store: Arc<dyn Store>, settings: &[(&str, &str)]) -> Self {
+        Self::with_cost(store, settings, Cost::Cheap)
+    }
+
+    /// As [`TestApp::with`], hashing passwords at `cost`.
+    pub fn with_cost(store: Arc<dyn Store>, settings: &[(&str, &str)], cost: Cost) -> Self {
+        // Flow tests wait for a hashing slot as long as it takes: on the single-threaded AWS
+        // emulator, fifty racing sign-ins queue for seconds. Tests of the bound set their own.
+        let defaults = [("LATCHKEY_HASH_WAIT_MS", "60000")];
         let owned: Vec<(String, String)> = settings
             .iter()
+            .chain(
+                defaults
+                    .iter()
+                    .filter(|(d, _)| !settings.iter().any(|(k, _)| k == d)),
+            )
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let config = Config::from_lookup(|name| {
@@ -122,9 +169,15 @@ impl TestApp {
         let clock = Arc::new(ManualClock::at(T0));
         let outbox = Arc::new(RecordingOutbox::default());
         let link_queue = Arc::new(RecordingQueue::default());
-        // Cheap argon2id parameters: the flows, not the cost, are under test here.
-        let hasher = PasswordHasher::with_params(256, 1, 1, rng.as_ref()).expect("hasher");
+        let hasher = match cost {
+            // Cheap argon2id parameters: the flows, not the cost, are under test here.
+            Cost::Cheap => PasswordHasher::with_params(256, 1, 1, rng.as_ref()),
+            Cost::Owasp => PasswordHasher::new(rng.as_ref()),
+        }
+        .expect("hasher")
+        .limited(config.hashing);
         let app = App::new(Deps {
+            recaptcha: Arc::new(latchkey_core::ports::FakeRecaptcha::new()),
             store: store.clone(),
             mailer: outbox.clone(),
             sms: outbox.clone(),
@@ -234,6 +287,19 @@ impl TestApp {
         bearer: Option<&str>,
         ip: IpAddr,
     ) -> Reply {
+        self.call_with(method, path, body, bearer, &[], ip).await
+    }
+
+    /// A request from peer `ip` with extra `headers` (e.g. `X-Forwarded-For`).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        ip: IpAddr,
+    ) -> Reply {
         let mut builder = http::Request::builder().method(method).uri(path);
         if body.is_some() {
             builder = builder.header("content-type", "application/json");
@@ -241,10 +307,13 @@ impl TestApp {
         if let Some(token) = bearer {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         let mut req = builder
             .body(Bytes::from(body.unwrap_or("").to_owned()))
             .unwrap();
-        req.extensions_mut().insert(ClientIp(ip));
+        req.extensions_mut().insert(Peer(ip));
         let res = self.app.handle(req).await;
         reply(res)
     }
@@ -252,10 +321,30 @@ impl TestApp {
     /// Sends a request as built by the test (headers and all), from the default client
     /// address unless it carries one.
     pub async fn send(&self, mut req: http::Request<Bytes>) -> Reply {
-        if req.extensions().get::<ClientIp>().is_none() {
+        if req.extensions().get::<Peer>().is_none() {
             req.extensions_mut()
-                .insert(ClientIp(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+                .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
         }
+        reply(self.app.handle(req).await)
+    }
+
+    /// A request with any headers (`name`, `value`), from the default client address.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut req = builder
+            .body(Bytes::from(body.unwrap_or("").to_owned()))
+            .unwrap();
+        req.extensions_mut()
+            .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
         reply(self.app.handle(req).await)
     }
 
@@ -291,6 +380,22 @@ impl TestApp {
     /// The HMAC secret of the active Magento signing key, for independent verification.
     pub fn hmac_secret(&self) -> Vec<u8> {
         self.key_file.active_hmac_secret().to_vec()
+    }
+}
+
+/// A fresh store of `backend` (and the directory an SQLite one lives in).
+pub async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Memory => (Arc::new(MemoryStore::new()), None),
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let store = SqliteStore::open(&dir.path().join("latchkey.db")).expect("sqlite store");
+            (Arc::new(store), Some(dir))
+        }
+        Backend::Dynamodb => {
+            let table = format!("latchkey-flow-{}", crate::stores::namespace());
+            (Arc::new(crate::stores::dynamodb_table(&table).await), None)
+        }
     }
 }
 

@@ -9,8 +9,10 @@
 pub mod audit;
 pub mod contract;
 pub mod fake_service;
+pub mod fuzz;
 pub mod harness;
 pub mod independent;
+pub mod jsonapi;
 pub mod otp;
 pub mod recording;
 pub mod stores;

@@ -14,6 +14,10 @@ pub struct Recorded {
     /// Store operations (a transaction counts once).
     pub calls: usize,
     pub actions: BTreeSet<&'static str>,
+    /// The keys read or written, in call order (a query or scan names none).
+    pub keys: Vec<Key>,
+    /// The keys written (updated, put, deleted, or in a transaction), in call order.
+    pub written: Vec<Key>,
 }
 
 pub struct RecordingStore {
@@ -39,22 +43,33 @@ impl RecordingStore {
         log.calls += 1;
         log.actions.extend(actions.iter().copied());
     }
+
+    fn touch(&self, keys: &[&Key], write: bool) {
+        let mut log = self.log.lock().unwrap();
+        log.keys.extend(keys.iter().map(|k| (*k).clone()));
+        if write {
+            log.written.extend(keys.iter().map(|k| (*k).clone()));
+        }
+    }
 }
 
 #[async_trait]
 impl Store for RecordingStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         self.note(iam::GET);
+        self.touch(&[key], false);
         self.inner.get(key, now).await
     }
 
     async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
         self.note(iam::GET_MANY);
+        self.touch(&keys.iter().collect::<Vec<_>>(), false);
         self.inner.get_many(keys, now).await
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
         self.note(iam::PUT);
+        self.touch(&[&item.key], true);
         self.inner.put(item, cond, now).await
     }
 
@@ -66,11 +81,13 @@ impl Store for RecordingStore {
         now: i64,
     ) -> Result<Item, StoreError> {
         self.note(iam::UPDATE);
+        self.touch(&[key], true);
         self.inner.update(key, update, cond, now).await
     }
 
     async fn delete(&self, key: &Key, cond: Cond, now: i64) -> Result<Option<Item>, StoreError> {
         self.note(iam::DELETE);
+        self.touch(&[key], true);
         self.inner.delete(key, cond, now).await
     }
 
@@ -101,6 +118,7 @@ impl Store for RecordingStore {
             });
         }
         self.note(&actions);
+        self.touch(&ops.iter().map(TxOp::key).collect::<Vec<_>>(), true);
         self.inner.transact(ops, now).await
     }
 }

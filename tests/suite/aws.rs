@@ -56,6 +56,25 @@ impl Walk {
         bearer: Option<&str>,
         status: StatusCode,
     ) -> latchkey_tests::harness::Reply {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        self.step_with(scenario, method, path, body, &headers, status)
+            .await
+    }
+
+    /// [`Walk::step`] with any headers.
+    async fn step_with(
+        &mut self,
+        scenario: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        status: StatusCode,
+    ) -> latchkey_tests::harness::Reply {
         let bare = path.split('?').next().unwrap_or(path);
         let route = match routes::lookup(&method, bare) {
             routes::Lookup::Found(route, _) => route.name,
@@ -63,7 +82,7 @@ impl Walk {
         };
         self.recorder.take();
         let before = self.dynamo.calls();
-        let reply = self.t.call(method, path, body, bearer).await;
+        let reply = self.t.request(method, path, body, headers).await;
         assert_eq!(reply.status, status, "{scenario}: {}", reply.text);
         self.measured.push(Measured {
             route,
@@ -342,7 +361,891 @@ async fn walk() -> Walk {
     )
     .await;
     magic_links(&mut w, &token).await;
+    wizard_walk(&mut w).await;
+    walk_glue(&mut w).await;
     w
+}
+/// The sign-in wizard's routes, successes and refusals.
+async fn wizard_walk(w: &mut Walk) {
+    use latchkey_core::crypto::SecretString;
+    use latchkey_core::crypto::totp::TotpSecret;
+    use latchkey_core::identity::accounts::{self, NewUser};
+
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    accounts::create(
+        w.t.app.db(),
+        &w.t.app.hasher,
+        &w.t.app.keys.sealer,
+        w.t.app.rng.as_ref(),
+        NewUser {
+            username: "client".into(),
+            email: "client@example.com".into(),
+            password: SecretString::new(PASSWORD.into()),
+            role: Role::Customer,
+            totp_secret: Some(TotpSecret::from_base32(secret).unwrap()),
+            phone: Some("+4915112345678".into()),
+            store_id: 1,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    let (get, post) = (Method::GET, Method::POST);
+    let (ok, done) = (StatusCode::OK, StatusCode::ACCEPTED);
+    let unauthorized = StatusCode::UNAUTHORIZED;
+    let creds = |uuid: &str, password: &str| {
+        json!({"uuid": uuid, "email": "client@example.com", "password": password,
+               "device_fingerprint": "eyJ1c2VyX2FnZW50IjoiY3VybC84LjUuMCJ9"})
+        .to_string()
+    };
+    let wizard = "/api/v2/my/signin/wizard";
+    let signin = "/api/v2/my/signin";
+    let choose = "/api/v2/my/signin/2fa";
+    let google = "/api/v2/my/2fa/google";
+    let sms = "/api/v2/my/2fa/sms";
+    let user = "/api/v2/my/user";
+    let refresh_path = "/api/v2/my/refresh";
+
+    let r = w
+        .step("new flow", get.clone(), wizard, None, None, ok)
+        .await;
+    let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = creds(&uuid, "wrong");
+    w.step(
+        "wrong password",
+        post.clone(),
+        signin,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = creds("36f59381-5b54-48bd-a0c7-3b908c476732", PASSWORD);
+    w.step(
+        "unknown flow",
+        post.clone(),
+        signin,
+        Some(&body),
+        None,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let body = creds(&uuid, PASSWORD);
+    w.step(
+        "both factors: choose",
+        post.clone(),
+        signin,
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let body = json!({"uuid": uuid, "type": "google"}).to_string();
+    w.step("google", post.clone(), choose, Some(&body), None, ok)
+        .await;
+    let body = json!({"uuid": uuid, "code": "000000"}).to_string();
+    w.step(
+        "wrong code",
+        post.clone(),
+        google,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = json!({"uuid": uuid, "code": otp::totp(secret, T0)}).to_string();
+    let r = w
+        .step(
+            "right code: tokens",
+            post.clone(),
+            google,
+            Some(&body),
+            None,
+            done,
+        )
+        .await;
+    let access = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh = r.json["data"]["refreshToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let r = w
+        .step("new flow", get.clone(), wizard, None, None, ok)
+        .await;
+    let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = creds(&uuid, PASSWORD);
+    w.step(
+        "both factors: choose",
+        post.clone(),
+        signin,
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let body = json!({"uuid": uuid, "type": "sms"}).to_string();
+    w.step(
+        "sms: code sent",
+        post.clone(),
+        choose,
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let text = w.t.outbox.texts().pop().expect("an SMS").body;
+    let code = text.split_whitespace().next().unwrap().to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let body = json!({"uuid": uuid, "code": wrong}).to_string();
+    w.step(
+        "wrong code",
+        post.clone(),
+        sms,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = json!({"uuid": uuid, "code": code}).to_string();
+    w.step(
+        "right code: tokens",
+        post.clone(),
+        sms,
+        Some(&body),
+        None,
+        done,
+    )
+    .await;
+
+    w.step("access token", get.clone(), user, None, Some(&access), ok)
+        .await;
+    w.step(
+        "forged token",
+        get.clone(),
+        user,
+        None,
+        Some("forged.token.here"),
+        unauthorized,
+    )
+    .await;
+    let body = json!({"refreshToken": refresh}).to_string();
+    let r = w
+        .step(
+            "refresh token",
+            post.clone(),
+            refresh_path,
+            Some(&body),
+            None,
+            done,
+        )
+        .await;
+    let access = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.step(
+        "replayed refresh token",
+        post.clone(),
+        refresh_path,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    w.step(
+        "revoked session",
+        get.clone(),
+        user,
+        None,
+        Some(&access),
+        unauthorized,
+    )
+    .await;
+
+    let restore = "/api/v2/my/signin/password/restore";
+    let body = json!({"email": "client@example.com"}).to_string();
+    let r = w
+        .step("known email", post.clone(), restore, Some(&body), None, ok)
+        .await;
+    let flow = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = json!({"email": "nobody@example.com"}).to_string();
+    w.step(
+        "unknown email",
+        post.clone(),
+        restore,
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let mail =
+        w.t.last_email_to("client@example.com")
+            .expect("reset email");
+    let code: String = mail
+        .text
+        .split("code is ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(6)
+        .collect();
+    let reset = "/api/v2/my/signin/password/reset";
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let body = json!({"uuid": flow, "code": wrong, "password": "a new password"}).to_string();
+    w.step(
+        "wrong code",
+        post.clone(),
+        reset,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = json!({"uuid": flow, "code": code, "password": "a new password"}).to_string();
+    w.step("right code", post.clone(), reset, Some(&body), None, ok)
+        .await;
+
+    // Signed in again with the new password (the second factor is still asked), then out.
+    let r = w
+        .step("new flow", get.clone(), wizard, None, None, ok)
+        .await;
+    let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = creds(&uuid, "a new password");
+    w.step(
+        "both factors: choose",
+        post.clone(),
+        signin,
+        Some(&body),
+        None,
+        ok,
+    )
+    .await;
+    let body = json!({"uuid": uuid, "type": "google"}).to_string();
+    w.step("google", post.clone(), choose, Some(&body), None, ok)
+        .await;
+    w.t.clock.advance(30);
+    let body = json!({"uuid": uuid, "code": otp::totp(secret, T0 + 30)}).to_string();
+    let r = w
+        .step(
+            "right code: tokens",
+            post.clone(),
+            google,
+            Some(&body),
+            None,
+            done,
+        )
+        .await;
+    let access = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // QR sign-in: the web side's code, approved by the signed-in client, then its own tokens.
+    let r = w
+        .step(
+            "new QR code",
+            get.clone(),
+            "/api/v2/my/signin/qrcodes",
+            None,
+            None,
+            ok,
+        )
+        .await;
+    let qr = json!({"uuid": r.json["uuid"]}).to_string();
+    let tokens = "/api/v2/my/signin/tokens";
+    w.step(
+        "not approved yet",
+        post.clone(),
+        tokens,
+        Some(&qr),
+        None,
+        ok,
+    )
+    .await;
+    let approve = "/api/v2/my/signin/qrcodes";
+    w.step(
+        "forged token",
+        post.clone(),
+        approve,
+        Some(&qr),
+        Some("forged.token.here"),
+        unauthorized,
+    )
+    .await;
+    w.step(
+        "access token",
+        post.clone(),
+        approve,
+        Some(&qr),
+        Some(&access),
+        done,
+    )
+    .await;
+    let r = w
+        .step(
+            "approved: tokens",
+            post.clone(),
+            tokens,
+            Some(&qr),
+            None,
+            done,
+        )
+        .await;
+    let web = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    w.step(
+        "used",
+        post.clone(),
+        tokens,
+        Some(&qr),
+        None,
+        StatusCode::CONFLICT,
+    )
+    .await;
+
+    // Enrolment: switching SMS off takes a fresh SMS code (and ends every session) ...
+    let enrol = "/api/v2/my/2fa/wizard";
+    let r = w
+        .step(
+            "sms: code sent",
+            get.clone(),
+            "/api/v2/my/2fa/sms/disable/wizard",
+            None,
+            Some(&web),
+            ok,
+        )
+        .await;
+    let flow = r.json["uuid"].as_str().unwrap().to_owned();
+    let text = w.t.outbox.texts().pop().expect("an SMS").body;
+    let code = text.split_whitespace().next().unwrap().to_owned();
+    let body = json!({"uuid": flow, "code": code}).to_string();
+    w.step(
+        "disable sms: right code",
+        post.clone(),
+        enrol,
+        Some(&body),
+        Some(&web),
+        done,
+    )
+    .await;
+    // ... after which the authenticator alone signs in ...
+    let r = w
+        .step("new flow", get.clone(), wizard, None, None, ok)
+        .await;
+    let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = creds(&uuid, "a new password");
+    w.step("google only", post.clone(), signin, Some(&body), None, ok)
+        .await;
+    w.t.clock.advance(30);
+    let body = json!({"uuid": uuid, "code": otp::totp(secret, T0 + 60)}).to_string();
+    let r = w
+        .step(
+            "right code: tokens",
+            post.clone(),
+            google,
+            Some(&body),
+            None,
+            done,
+        )
+        .await;
+    let access = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // ... and a phone number is bound again by a code sent to it.
+    w.step(
+        "google: already on",
+        get.clone(),
+        "/api/v2/my/2fa/google/enable/wizard",
+        None,
+        Some(&access),
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let r = w
+        .step(
+            "sms: phone next",
+            get.clone(),
+            "/api/v2/my/2fa/sms/enable/wizard",
+            None,
+            Some(&access),
+            ok,
+        )
+        .await;
+    let flow = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = json!({"uuid": flow, "phone": "+4915199999999"}).to_string();
+    w.step(
+        "enable sms: phone, code sent",
+        post.clone(),
+        enrol,
+        Some(&body),
+        Some(&access),
+        ok,
+    )
+    .await;
+    let text = w.t.outbox.texts().pop().expect("an SMS").body;
+    let code = text.split_whitespace().next().unwrap().to_owned();
+    let body = json!({"uuid": flow, "code": code}).to_string();
+    w.step(
+        "enable sms: right code",
+        post.clone(),
+        enrol,
+        Some(&body),
+        Some(&access),
+        done,
+    )
+    .await;
+
+    w.step(
+        "access token",
+        post.clone(),
+        "/api/v2/my/signout",
+        None,
+        Some(&access),
+        done,
+    )
+    .await;
+    w.step(
+        "signed out",
+        get.clone(),
+        user,
+        None,
+        Some(&access),
+        unauthorized,
+    )
+    .await;
+
+    // A client without 2FA signs in with the password alone, then sets up an authenticator.
+    w.t.add_user("plain", "plain@example.com", PASSWORD, Role::Customer)
+        .await;
+    let r = w
+        .step("new flow", get.clone(), wizard, None, None, ok)
+        .await;
+    let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+    let body = json!({"uuid": uuid, "email": "plain@example.com", "password": PASSWORD,
+                      "device_fingerprint": "eyJ1c2VyX2FnZW50IjoiY3VybC84LjUuMCJ9"})
+    .to_string();
+    let r = w
+        .step(
+            "no 2FA: tokens",
+            post.clone(),
+            signin,
+            Some(&body),
+            None,
+            done,
+        )
+        .await;
+    let access = r.json["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = w
+        .step(
+            "google: secret and QR",
+            get.clone(),
+            "/api/v2/my/2fa/google/enable/wizard",
+            None,
+            Some(&access),
+            ok,
+        )
+        .await;
+    let flow = r.json["uuid"].as_str().unwrap().to_owned();
+    let new_secret = r.json["data"]["secret"].as_str().unwrap().to_owned();
+    let body = json!({"uuid": flow, "code": otp::totp(&new_secret, T0 + 60)}).to_string();
+    w.step(
+        "enable google: right code",
+        post.clone(),
+        enrol,
+        Some(&body),
+        Some(&access),
+        done,
+    )
+    .await;
+}
+
+/// The Glue routes: a customer signs in, sets up email MFA, changes the password with a code,
+/// refreshes and signs out; a back-office user signs in and resets the customer's MFA.
+async fn walk_glue(w: &mut Walk) {
+    let customer =
+        w.t.add_user(
+            "glue@example.com",
+            "glue@example.com",
+            PASSWORD,
+            Role::Customer,
+        )
+        .await;
+    w.t.add_user(
+        "backoffice",
+        "backoffice@example.com",
+        PASSWORD,
+        Role::Admin,
+    )
+    .await;
+    let reference = format!("DE--{}", customer.id);
+    let doc = |kind: &str, attributes: serde_json::Value| {
+        json!({"data": {"type": kind, "attributes": attributes}}).to_string()
+    };
+    let creds = |username: &str, password: &str| {
+        doc(
+            "access-tokens",
+            json!({"username": username, "password": password}),
+        )
+    };
+    let code_of = |t: &TestApp| {
+        let text = t
+            .last_email_to("glue@example.com")
+            .or_else(|| t.last_email_to("glue2@example.com"))
+            .expect("a code")
+            .text;
+        let at = text.find("code: ").expect("a code") + 6;
+        text[at..at + 6].to_owned()
+    };
+    let (post, get, patch, delete) = (Method::POST, Method::GET, Method::PATCH, Method::DELETE);
+    let (created, no_content, ok) = (StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK);
+    let (forbidden, unauthorized) = (StatusCode::FORBIDDEN, StatusCode::UNAUTHORIZED);
+
+    let tokens = "/access-tokens";
+    w.step(
+        "wrong password",
+        post.clone(),
+        tokens,
+        Some(&creds("glue@example.com", "wrong")),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = doc(
+        "access-tokens",
+        json!({"username": "nobody@example.com", "password": PASSWORD}),
+    );
+    w.step(
+        "unknown user",
+        post.clone(),
+        tokens,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue@example.com", PASSWORD)),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let types = "/multi-factor-auth-types";
+    w.step("customer token", get.clone(), types, None, Some(&token), ok)
+        .await;
+    w.step(
+        "bad token",
+        get.clone(),
+        types,
+        None,
+        Some("forged.token.here"),
+        unauthorized,
+    )
+    .await;
+
+    let activate = "/multi-factor-auth-type-activate";
+    let body = doc("multi-factor-auth-type-activate", json!({"type": "email"}));
+    w.step(
+        "email: code sent",
+        post.clone(),
+        activate,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let code = code_of(&w.t);
+    let auth = format!("Bearer {token}");
+    let verify = "/multi-factor-auth-type-verify";
+    let body = doc("multi-factor-auth-type-verify", json!({"type": "email"}));
+    let with_code = |code: &str| {
+        [
+            ("authorization", auth.clone()),
+            ("x-mfa-code", code.to_owned()),
+        ]
+    };
+    let h = with_code("000000");
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with(
+        "wrong code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        forbidden,
+    )
+    .await;
+    let h = with_code(&code);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with(
+        "right code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let trigger = "/multi-factor-auth-trigger";
+    let body = doc("multi-factor-auth-trigger", json!({"type": "email"}));
+    w.step(
+        "email",
+        post.clone(),
+        trigger,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let code = code_of(&w.t);
+
+    let update = format!("/customers/{reference}");
+    let body = doc("customers", json!({"phone": "+4915112345678"}));
+    w.step(
+        "no X-MFA-Code",
+        patch.clone(),
+        &update,
+        Some(&body),
+        Some(&token),
+        forbidden,
+    )
+    .await;
+    let h = with_code(&code);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with("code verified", patch.clone(), &update, Some(&body), &h, ok)
+        .await;
+    w.step_with(
+        "code in its grace period",
+        patch.clone(),
+        &update,
+        Some(&body),
+        &h,
+        ok,
+    )
+    .await;
+    let body = doc("customers", json!({"email": "glue2@example.com"}));
+    w.step_with("email changed", patch.clone(), &update, Some(&body), &h, ok)
+        .await;
+
+    let password = format!("/customer-password/{reference}");
+    let body = doc(
+        "customer-password",
+        json!({"password": PASSWORD, "newPassword": "NewPass456!", "confirmPassword": "NewPass456!"}),
+    );
+    w.step_with(
+        "code: changed, sessions revoked",
+        patch.clone(),
+        &password,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let r = w
+        .step(
+            "new password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let refresh = r.json["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_tokens = "/refresh-tokens";
+    let body = doc("refresh-tokens", json!({"refreshToken": refresh}));
+    w.step(
+        "rotate",
+        post.clone(),
+        refresh_tokens,
+        Some(&body),
+        None,
+        created,
+    )
+    .await;
+    w.step(
+        "replayed: family revoked",
+        post.clone(),
+        refresh_tokens,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token2 = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh2 = r.json["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = format!("/refresh-tokens/{refresh2}");
+    w.step(
+        "own refresh token",
+        delete.clone(),
+        &revoke,
+        None,
+        Some(&token2),
+        no_content,
+    )
+    .await;
+
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deactivate = "/multi-factor-auth-type-deactivate";
+    let body = doc(
+        "multi-factor-auth-type-deactivate",
+        json!({"type": "email"}),
+    );
+    let auth = format!("Bearer {token}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-mfa-code", code.as_str()),
+    ];
+    w.step_with(
+        "code of the type",
+        post.clone(),
+        deactivate,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = w
+        .step_with(
+            "password grant",
+            post.clone(),
+            "/token",
+            Some("grant_type=password&username=backoffice&password=correct+horse+battery"),
+            &form,
+            ok,
+        )
+        .await;
+    let bo = r.json["access_token"].as_str().unwrap().to_owned();
+    let bo_refresh = r.json["refresh_token"].as_str().unwrap().to_owned();
+    w.step_with(
+        "wrong password",
+        post.clone(),
+        "/token",
+        Some("grant_type=password&username=backoffice&password=wrong"),
+        &form,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    w.step_with(
+        "refresh grant",
+        post.clone(),
+        "/token",
+        Some(&format!(
+            "grant_type=refresh_token&refresh_token={bo_refresh}"
+        )),
+        &form,
+        ok,
+    )
+    .await;
+    let reset = format!("/customers/{reference}/multi-factor-auth");
+    w.step(
+        "back-office token",
+        delete.clone(),
+        &reset,
+        None,
+        Some(&bo),
+        no_content,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Email MFA on again, so that deleting the customer takes a code.
+    let body = doc("multi-factor-auth-type-activate", json!({"type": "email"}));
+    w.step(
+        "email: code sent",
+        post.clone(),
+        activate,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let text = w.t.last_email_to("glue2@example.com").expect("a code").text;
+    let at = text.find("code: ").expect("a code") + 6;
+    let code = text[at..at + 6].to_owned();
+    let auth = format!("Bearer {token}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-mfa-code", code.as_str()),
+    ];
+    let body = doc("multi-factor-auth-type-verify", json!({"type": "email"}));
+    w.step_with(
+        "right code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+    w.step_with("code", delete.clone(), &update, None, &h, no_content)
+        .await;
 }
 
 /// The magic-link routes, and the link mailer fed by a stream record and an SQS message.
@@ -551,6 +1454,23 @@ async fn every_route_on_dynamodb_within_its_call_budget_and_its_policy() {
 
     // DynamoDB calls per request are exactly what infra/TABLE.md documents.
     let rows = budget_rows(&w.measured);
+    // `LATCHKEY_WALK_DUMP=<file>` writes what was measured (the rows and each route's table
+    // actions), to update infra/TABLE.md and template.yaml from after a deliberate change.
+    if let Ok(path) = std::env::var("LATCHKEY_WALK_DUMP") {
+        let actions: BTreeMap<&str, Vec<&str>> = w
+            .actions
+            .iter()
+            .map(|(route, a)| {
+                let mut a: Vec<&str> = a.iter().copied().collect();
+                a.push("dynamodb:GetItem");
+                a.sort_unstable();
+                a.dedup();
+                (*route, a)
+            })
+            .collect();
+        let dump = json!({ "rows": rows, "actions": actions });
+        std::fs::write(path, serde_json::to_string_pretty(&dump).unwrap()).unwrap();
+    }
     let documented = documented_rows();
     assert_eq!(
         rows,

@@ -8,12 +8,16 @@
 
 mod aws;
 mod browser;
+mod flows;
+mod glue;
 mod lambda;
 mod magento;
 mod magic_link;
 mod openapi;
 mod primitives;
 mod readme;
+mod security;
 mod senders;
 mod store_contract;
 mod template;
+mod wizard;

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, LambdaEvent, lambda_runtime, service_fn};
 use latchkey_core::App;
 use latchkey_core::routes::{self, Route};
-use latchkey_core::web::{self, ClientIp};
+use latchkey_core::web::{self, Peer};
 
 use crate::setup;
 
@@ -105,11 +104,43 @@ pub async fn handle_event(
     to_event(response)
 }
 
-/// An HTTP API v2 event as the core's request, with the caller's IP; `None` if it is not one.
+/// An HTTP API v2 event as the core's request, with the caller's IP as API Gateway saw it
+/// (`sourceIp`: the core takes the client from `X-Forwarded-For` only behind trusted proxies);
+/// `None` if it is not one.
+///
+/// Built here, not with `lambda_http`'s conversion: that one panics on a body that is not
+/// base64 when the event says it is, on a `Host` or `X-Forwarded-Proto` it cannot make a URL of,
+/// and on a path or query `http` refuses — and a function built with `panic = "abort"` would
+/// die mid-invocation on such an event instead of answering it.
 pub fn parse_event(payload: serde_json::Value) -> Option<web::Request> {
+    use base64::Engine;
     let event: ApiGatewayV2httpRequest = serde_json::from_value(payload).ok()?;
-    if event.raw_path.as_deref().is_none_or(str::is_empty) {
-        return None;
+    let path = event.raw_path.as_deref().filter(|p| p.starts_with('/'))?;
+    let mut target = path.to_owned();
+    if let Some(query) = event.raw_query_string.as_deref().filter(|q| !q.is_empty()) {
+        target.push('?');
+        target.push_str(query);
+    }
+    let uri = request_target(&target)?;
+    let body = match (event.body, event.is_base64_encoded) {
+        (None, _) => Bytes::new(),
+        (Some(text), false) => Bytes::from(text),
+        (Some(text), true) => Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()?,
+        ),
+    };
+    let mut request = http::Request::builder()
+        .method(event.request_context.http.method.clone())
+        .uri(uri)
+        .body(body)
+        .ok()?;
+    *request.headers_mut() = event.headers;
+    if let Some(cookies) = event.cookies.filter(|c| !c.is_empty())
+        && let Ok(value) = http::HeaderValue::from_str(&cookies.join("; "))
+    {
+        request.headers_mut().insert(http::header::COOKIE, value);
     }
     let ip: Option<IpAddr> = event
         .request_context
@@ -117,18 +148,32 @@ pub fn parse_event(payload: serde_json::Value) -> Option<web::Request> {
         .source_ip
         .as_deref()
         .and_then(|s| s.parse().ok());
-    let request: http::Request<Body> = LambdaRequest::ApiGatewayV2(event).into();
-    let (parts, body) = request.into_parts();
-    let bytes = match body {
-        Body::Text(s) => Bytes::from(s),
-        Body::Binary(b) => Bytes::from(b),
-        _ => Bytes::new(),
-    };
-    let mut request = http::Request::from_parts(parts, bytes);
     if let Some(ip) = ip {
-        request.extensions_mut().insert(ClientIp(ip));
+        request.extensions_mut().insert(Peer(ip));
     }
     Some(request)
+}
+
+/// A path and query as a request target, with any byte a URI may not hold percent-encoded
+/// (API Gateway passes on what the client sent).
+fn request_target(target: &str) -> Option<http::Uri> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+    let encoded: String = if target.bytes().all(allowed) {
+        target.to_owned()
+    } else {
+        target
+            .bytes()
+            .map(|b| {
+                if allowed(b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    let uri: http::Uri = encoded.parse().ok()?;
+    (uri.scheme().is_none() && uri.authority().is_none()).then_some(uri)
 }
 
 /// The core's response as an HTTP API v2 response.

@@ -5,6 +5,7 @@ pub mod clients;
 pub mod dynamodb;
 pub mod keys;
 pub mod lambda;
+pub mod recaptcha;
 pub mod send;
 pub mod setup;
 pub mod stream;

@@ -100,8 +100,12 @@ pub fn app(
 ) -> Result<App, String> {
     let mailer = SesMailer::new(clients.sesv2.clone(), config.mail_from.clone());
     let sms = SnsSms::new(clients.sns.clone(), config.deployment.sms_sender_id.clone());
-    let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
+    let hasher = PasswordHasher::new(&SystemRng)
+        .map_err(|e| format!("password hasher: {e}"))?
+        .limited(config.hashing);
+    let recaptcha = crate::recaptcha::verifier(config.wizard.recaptcha.as_ref())?;
     Ok(App::new(Deps {
+        recaptcha,
         store: Arc::new(store),
         mailer: Arc::new(mailer),
         sms: Arc::new(sms),

@@ -36,14 +36,15 @@ impl From<RoleArg> for Role {
 
 #[derive(Subcommand)]
 pub enum UserCommand {
-    /// Create a user.
+    /// Create a user. The password is asked for at the terminal, or read from standard input
+    /// with --password-stdin.
     Add {
         #[arg(long)]
         username: String,
         #[arg(long)]
         email: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
         #[arg(long, value_enum)]
         role: RoleArg,
         /// Enroll this authenticator secret (base32) right away.
@@ -57,12 +58,13 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Set a user's password (clears a required reset and the lockout counter).
+    /// Set a user's password (clears a required reset and the lockout counter). The password
+    /// is asked for at the terminal, or read from standard input with --password-stdin.
     SetPassword {
         /// Username or email.
         login: String,
-        #[arg(long)]
-        password: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Require a new password before the user's next sign-in.
     RequirePasswordReset { login: String },
@@ -89,6 +91,60 @@ pub enum UserCommand {
     Disable { login: String },
     /// Revoke every token issued to the user so far.
     RevokeTokens { login: String },
+    /// Switch every second factor of the user off (email and SMS codes, the authenticator app;
+    /// Glue's MFA types) and revoke their tokens: for a user who lost theirs.
+    ResetMfa { login: String },
+}
+
+/// Where a new password comes from: a prompt (the default, at a terminal), standard input, or
+/// the command line.
+#[derive(Clone, Debug, clap::Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input (for scripts).
+    #[arg(long, conflicts_with = "password")]
+    password_stdin: bool,
+    /// The password itself. Visible to every user of this machine in the process list
+    /// (`ps`) and kept in shell history: prefer the prompt or --password-stdin.
+    #[arg(long)]
+    password: Option<String>,
+}
+
+impl PasswordArgs {
+    fn read(self) -> Result<SecretString, String> {
+        use std::io::{BufRead, IsTerminal};
+        if let Some(password) = self.password {
+            return Ok(SecretString::new(password));
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the password from standard input: {e}"))?;
+            let line = SecretString::new(line);
+            let password = line.expose().trim_end_matches(['\n', '\r']);
+            return Ok(SecretString::new(password.to_owned()));
+        }
+        if !std::io::stdin().is_terminal() {
+            return Err(
+                "no password given: type it at a terminal, or pass --password-stdin \
+                        (or --password, which other users can see in the process list)"
+                    .into(),
+            );
+        }
+        let first = SecretString::new(
+            rpassword::prompt_password("Password: ")
+                .map_err(|e| format!("reading the password: {e}"))?,
+        );
+        let again = SecretString::new(
+            rpassword::prompt_password("Password (again): ")
+                .map_err(|e| format!("reading the password: {e}"))?,
+        );
+        if first.expose() != again.expose() {
+            return Err("the two passwords differ".into());
+        }
+        Ok(first)
+    }
 }
 
 #[derive(Subcommand)]
@@ -235,7 +291,7 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             let new = NewUser {
                 username,
                 email,
-                password: SecretString::new(password),
+                password: password.read()?,
                 role: role.into(),
                 totp_secret,
                 phone,
@@ -244,8 +300,15 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             let user = accounts::create(db, &app.hasher, &app.keys.sealer, rng, new, VIA)
                 .await
                 .map_err(describe)?;
+            let reference = match user.role {
+                Role::Customer => format!(
+                    ", Glue customer reference {}--{}",
+                    app.config.glue.customer_reference_prefix, user.id
+                ),
+                Role::Admin => String::new(),
+            };
             println!(
-                "created {} {} ({}, id {})",
+                "created {} {} ({}, id {}{reference})",
                 user.role, user.username, user.email, user.id
             );
         }
@@ -256,7 +319,7 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 .map_err(|e| e.to_string())?,
         ),
         UserCommand::SetPassword { login, password } => {
-            let password = SecretString::new(password);
+            let password = password.read()?;
             accounts::set_password_by_login(db, &app.hasher, rng, &login, &password, VIA)
                 .await
                 .map_err(describe)?;
@@ -336,6 +399,16 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 .await
                 .map_err(describe)?;
             println!("{login} disabled; every token of theirs is revoked");
+        }
+        UserCommand::ResetMfa { login } => {
+            let user = accounts::find(db, &login)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such user")?;
+            accounts::reset_second_factors(db, user.id, VIA)
+                .await
+                .map_err(describe)?;
+            println!("every second factor of {login} is off; every token of theirs is revoked");
         }
         UserCommand::RevokeTokens { login } => {
             accounts::revoke_tokens_by_login(db, &login, VIA)

@@ -3,7 +3,8 @@
 //! ```text
 //! latchkey serve [--addr 127.0.0.1:8080] [--data-dir ./.latchkey]
 //! latchkey [--store dynamodb --table NAME [--create-table]] serve | user ... | integration ...
-//! latchkey user add --username U --email E --password P --role admin|customer [--totp-secret B32] [--phone +E164] [--store-id N]
+//! latchkey user add --username U --email E [--password-stdin | --password P] --role admin|customer
+//!                   [--totp-secret B32] [--phone +E164] [--store-id N]   (no password flag: a prompt)
 //! latchkey user list | set-password | require-password-reset | unlock | totp enroll|reset | set-phone
 //!               | enable-2fa | disable-2fa | enable | disable | revoke-tokens
 //! latchkey integration add --name N [--resource R]... | list | delete ID

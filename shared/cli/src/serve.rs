@@ -1,7 +1,14 @@
 //! `latchkey serve`: every route on one local HTTP server, plus the development outbox pages.
+//!
+//! The outbox pages show live set-up tokens and codes, so they exist only in development, and
+//! answer only a client on this machine that asked for this machine: a loopback peer *and* a
+//! loopback `Host` (and `Origin`, when a browser sends one). The peer check covers a server
+//! started on `0.0.0.0`; the `Host` check covers DNS rebinding, where a page of another site
+//! reaches the loopback server under its own name. Anyone else gets the 404 of a route that
+//! does not exist.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +25,17 @@ use latchkey_core::identity::links;
 use latchkey_core::link_mailer;
 use latchkey_core::ports::Clock;
 use latchkey_core::store::Key;
-use latchkey_core::web::{self, ClientIp};
+use latchkey_core::web::{self, Peer};
 use latchkey_embedded::outbox::{self, Outbox};
 use latchkey_embedded::store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::setup::Local;
+
+/// A small sign-in page for the wizard dialect (credentials, 2FA choice, code, QR), served by
+/// `latchkey serve` only: it calls the `/api/v2/my/` routes from the browser.
+const SIGNIN_PAGE: &str = include_str!("pages/signin.html");
 
 /// Everything a connection needs.
 struct Server {
@@ -104,23 +115,104 @@ impl Server {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return into_hyper(self.app.body_too_large(parts.uri.path())),
         };
-        parts.extensions.insert(ClientIp(peer.ip()));
+        parts.extensions.insert(Peer(peer.ip()));
         let req = http::Request::from_parts(parts, body);
-        let res = match (req.method(), req.uri().path(), &self.outbox) {
-            (&Method::GET, "/_dev/outbox", Some(local)) => web::with_type(
-                StatusCode::OK,
+        let local = self
+            .outbox
+            .as_ref()
+            .filter(|_| req.method() == Method::GET && dev_page_allowed(peer.ip(), &req));
+        let res = match (req.uri().path(), local) {
+            ("/_dev/outbox", Some(local)) => dev_page(
                 Bytes::from(outbox::render_html(&local.read())),
                 "text/html; charset=utf-8",
             ),
-            (&Method::GET, "/_dev/outbox.json", Some(local)) => web::with_type(
-                StatusCode::OK,
+            ("/_dev/outbox.json", Some(local)) => dev_page(
                 Bytes::from(outbox::render_json(&local.read())),
                 "application/json",
+            ),
+            // The wizard's sign-in page: local only (a storefront serves its own in production).
+            (&Method::GET, "/signin", _) => web::with_type(
+                StatusCode::OK,
+                Bytes::from_static(SIGNIN_PAGE.as_bytes()),
+                "text/html; charset=utf-8",
             ),
             _ => self.app.handle(req).await,
         };
         into_hyper(res)
     }
+}
+
+/// A development page: never cached, never sniffed, never embedded by another site.
+fn dev_page(body: Bytes, content_type: &'static str) -> web::Response {
+    let mut res = web::with_type(StatusCode::OK, body, content_type);
+    let headers = res.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("cross-origin-resource-policy", "same-origin"),
+        ("x-frame-options", "DENY"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    res
+}
+
+/// Whether a request may see the development pages: from a loopback peer, for a loopback
+/// host (the `Host` header, and the URI's authority when the request line has one), and, if a
+/// browser names the page's origin, from a loopback origin.
+fn dev_page_allowed<B>(peer: IpAddr, req: &http::Request<B>) -> bool {
+    let headers = req.headers();
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        return false;
+    };
+    let host_ok = host.to_str().is_ok_and(is_loopback_authority);
+    let uri_ok = req
+        .uri()
+        .authority()
+        .is_none_or(|a| is_loopback_authority(a.as_str()));
+    let origin_ok = headers
+        .get_all(http::header::ORIGIN)
+        .iter()
+        .all(|o| o.to_str().is_ok_and(is_loopback_origin));
+    latchkey_core::forwarded::canonical(peer).is_loopback() && host_ok && uri_ok && origin_ok
+}
+
+/// `localhost`, `127.x.y.z` or `[::1]`, with an optional port.
+fn is_loopback_authority(authority: &str) -> bool {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return false;
+        };
+        let port_ok = after.is_empty() || after.strip_prefix(':').is_some_and(is_port);
+        return port_ok
+            && v6
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
+    }
+    let host = match authority.split_once(':') {
+        Some((host, port)) if is_port(port) => host,
+        Some(_) => return false,
+        None => authority,
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn is_port(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u16>().is_ok()
+}
+
+/// `http://<loopback authority>` (browsers send `Origin` on cross-site requests).
+fn is_loopback_origin(origin: &str) -> bool {
+    origin
+        .strip_prefix("http://")
+        .is_some_and(is_loopback_authority)
 }
 
 fn into_hyper(res: web::Response) -> http::Response<Full<Bytes>> {
@@ -203,5 +295,109 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(host: Option<&str>, uri: &str, origin: Option<&str>) -> http::Request<()> {
+        let mut b = http::Request::builder().uri(uri);
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        if let Some(o) = origin {
+            b = b.header("origin", o);
+        }
+        b.body(()).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn dev_pages_answer_loopback_clients_asking_for_a_loopback_host_only() {
+        let path = "/_dev/outbox.json";
+        for host in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:8080",
+            "127.1.2.3",
+            "[::1]:8080",
+            "[::1]",
+            "LOCALHOST",
+        ] {
+            assert!(
+                dev_page_allowed(ip("127.0.0.1"), &req(Some(host), path, None)),
+                "{host}"
+            );
+        }
+        assert!(dev_page_allowed(
+            ip("::1"),
+            &req(Some("localhost"), path, None)
+        ));
+        assert!(dev_page_allowed(
+            ip("::ffff:127.0.0.1"),
+            &req(Some("localhost"), path, None)
+        ));
+        assert!(dev_page_allowed(
+            ip("127.0.0.1"),
+            &req(Some("localhost:8080"), path, Some("http://localhost:8080"))
+        ));
+        // DNS rebinding: a loopback peer, another site's name.
+        for host in [
+            "evil.example.com",
+            "evil.example.com:8080",
+            "localhost.evil.example.com",
+            "127.0.0.1.nip.io",
+            "[::2]:8080",
+            "localhost:80:80",
+            "localhost:http",
+            "",
+        ] {
+            assert!(
+                !dev_page_allowed(ip("127.0.0.1"), &req(Some(host), path, None)),
+                "{host}"
+            );
+        }
+        // No Host at all, or two of them.
+        assert!(!dev_page_allowed(ip("127.0.0.1"), &req(None, path, None)));
+        let mut two = req(Some("localhost"), path, None);
+        two.headers_mut()
+            .append("host", http::HeaderValue::from_static("evil.example.com"));
+        assert!(!dev_page_allowed(ip("127.0.0.1"), &two));
+        // A request line naming another host.
+        assert!(!dev_page_allowed(
+            ip("127.0.0.1"),
+            &req(
+                Some("localhost"),
+                "http://evil.example.com/_dev/outbox.json",
+                None
+            )
+        ));
+        // A page of another site, sent by the browser of someone on this machine.
+        assert!(!dev_page_allowed(
+            ip("127.0.0.1"),
+            &req(
+                Some("localhost:8080"),
+                path,
+                Some("https://evil.example.com")
+            )
+        ));
+        // A server on 0.0.0.0, reached from another machine, whatever Host it claims.
+        for peer in [
+            "192.0.2.10",
+            "10.0.0.2",
+            "2001:db8::1",
+            "::ffff:192.0.2.10",
+            "0.0.0.0",
+        ] {
+            assert!(
+                !dev_page_allowed(ip(peer), &req(Some("localhost"), path, None)),
+                "{peer}"
+            );
+        }
     }
 }

@@ -124,15 +124,18 @@ async fn local_with(args: &StoreArgs, config: Config) -> Result<Local, String> {
         return on_dynamodb(args, config).await;
     }
     let data_dir = args.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+    private_dir(&data_dir)?;
     let key_set = key_set(&data_dir, &config)?;
     let store = Arc::new(open_store(&data_dir).await?);
     let clock: Arc<dyn Clock> = config.clock();
     let outbox = Arc::new(Outbox::new(data_dir.join("outbox.jsonl"), clock.clone()));
-    let hasher = PasswordHasher::new(&SystemRng).map_err(|e| format!("password hasher: {e}"))?;
+    let hasher = PasswordHasher::new(&SystemRng)
+        .map_err(|e| format!("password hasher: {e}"))?
+        .limited(config.hashing);
+    let recaptcha = latchkey_aws::recaptcha::verifier(config.wizard.recaptcha.as_ref())?;
     let (queue, mail_requests) = mpsc::unbounded_channel();
     let app = App::new(Deps {
+        recaptcha,
         store: store.clone(),
         mailer: outbox.clone(),
         sms: outbox.clone(),
@@ -172,8 +175,7 @@ async fn on_dynamodb(args: &Resolved, config: Config) -> Result<Local, String> {
         Some((file, origin)) => setup::accept_keys(&file, &origin, config.environment)?,
         // A local emulator's table: the development keys of the data dir will do.
         None if args.create_table => {
-            std::fs::create_dir_all(&args.data_dir)
-                .map_err(|e| format!("creating {}: {e}", args.data_dir.display()))?;
+            private_dir(&args.data_dir)?;
             key_set(&args.data_dir, &config)?
         }
         // A deployed stack's table: other keys would seal secrets and sign tokens that its
@@ -207,6 +209,64 @@ async fn on_dynamodb(args: &Resolved, config: Config) -> Result<Local, String> {
         location,
         mail_requests: None,
     })
+}
+
+/// The files of a data dir: the store (with SQLite's write-ahead log and shared memory), the
+/// development keys and the outbox.
+pub const DATA_FILES: [&str; 5] = [
+    "latchkey.db",
+    "latchkey.db-wal",
+    "latchkey.db-shm",
+    "keys.json",
+    "outbox.jsonl",
+];
+
+/// Creates the data dir readable by its owner only (0700), and takes group and other access
+/// away from it and its files (0600) where an earlier version or a hand left them open: they
+/// hold password hashes, sealed secrets, keys and live set-up tokens.
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    let created = !dir.exists();
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        restrict(dir, 0o700, created)?;
+        for name in DATA_FILES {
+            let path = dir.join(name);
+            if path.exists() {
+                restrict(&path, 0o600, false)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets `path`'s mode to `mode` if group or others have any access to it.
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32, quiet: bool) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let current = meta.permissions().mode() & 0o777;
+    if current & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("making {} private: {e}", path.display()))?;
+    if !quiet {
+        tracing::warn!(
+            "{} was readable by others ({current:o}); now {mode:o}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 async fn open_store(data_dir: &Path) -> Result<SqliteStore, String> {

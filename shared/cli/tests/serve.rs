@@ -1,6 +1,8 @@
 //! The real `latchkey` binary, driven as the README tells a new user to: `latchkey serve` on an
 //! empty data dir, the admin CLI beside it, the Magento admin 2FA flow with codes from
-//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys;
+//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys; the
+//! README's Glue MFA walk (codes from the outbox, the RS256 token checked by PyJWT against the
+//! served JWKS);
 //! `keys rotate` on a data dir and on an SSM parameter (moto_server).
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_tests::free_port;
-use latchkey_tests::independent::pyjwt_verify_magento;
+use latchkey_tests::independent::{pyjwt_verify_jwks, pyjwt_verify_magento};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -106,15 +108,32 @@ fn request(
     body: Option<&str>,
     bearer: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    request_with(port, method, path, body, &headers)
+}
+
+/// [`request`] with any headers.
+fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let body = body.unwrap_or("");
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let headers: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = String::new();
@@ -630,4 +649,709 @@ fn keys_rotate_writes_an_ssm_parameter_back_under_its_kms_key() {
         &env,
     );
     assert!(!ok && err.contains("ParameterNotFound"), "{err}");
+}
+
+/// A raw HTTP/1.1 request (`head` is the request line and header lines, without the final
+/// blank line); (status, body).
+fn raw(port: u16, head: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(stream, "{head}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_owned()
+    };
+    (status, body)
+}
+
+/// `latchkey <args> --data-dir <dir>` with `input` on standard input.
+fn cli_stdin(dir: &Path, args: &[&str], input: &str) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("LATCHKEY_KEYS")
+        .env_remove("LATCHKEY_KEYS_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+const NOT_FOUND: &str = r#"{"error":"not_found","message":"No such route."}"#;
+
+fn add_admin(dir: &Path) {
+    let (ok, out) = cli_stdin(
+        dir,
+        &[
+            "user",
+            "add",
+            "--username",
+            "shopadmin",
+            "--email",
+            "admin@example.com",
+            "--password-stdin",
+            "--role",
+            "admin",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(ok, "{out}");
+}
+
+/// Issue 9: `GET /_dev/outbox.json` with `Host: evil.example.com` answered 200 with live set-up
+/// tokens (a DNS-rebinding page, or a server on 0.0.0.0, leaked them). The pages now answer a
+/// loopback client asking for a loopback host only (peers other than loopback are refused too:
+/// see the unit tests in `serve.rs`, as no test may send traffic to a non-loopback address),
+/// and do not exist in production. The server logs at `debug` throughout, and no line holds the
+/// password or the token.
+#[test]
+fn dev_pages_answer_only_loopback_hosts_and_never_exist_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[("LATCHKEY_LOG", "debug")]);
+    add_admin(dir.path());
+    let creds = json!({"username": "shopadmin", "password": "correct horse battery"});
+    let path = "/rest/V1/integration/admin/token";
+    let (status, _) = call(&server, "POST", path, Some(creds.clone()), None);
+    assert_eq!(status, 401);
+
+    let (status, outbox) = raw(
+        server.port,
+        "GET /_dev/outbox.json HTTP/1.1\r\nHost: 127.0.0.1",
+    );
+    assert_eq!(status, 200, "{outbox}");
+    let token = outbox
+        .split("tfaToken: ")
+        .nth(1)
+        .and_then(|rest| rest.split(['\\', '\n', '"']).next())
+        .unwrap()
+        .to_owned();
+    assert!(token.len() > 40, "{token}");
+
+    for page in ["/_dev/outbox.json", "/_dev/outbox"] {
+        for head in [
+            format!("GET {page} HTTP/1.1\r\nHost: evil.example.com"),
+            format!(
+                "GET {page} HTTP/1.1\r\nHost: evil.example.com:{}",
+                server.port
+            ),
+            format!("GET {page} HTTP/1.1\r\nHost: localhost.evil.example.com"),
+            format!("GET http://evil.example.com{page} HTTP/1.1\r\nHost: evil.example.com"),
+            format!(
+                "GET {page} HTTP/1.1\r\nHost: localhost:{}\r\nOrigin: https://evil.example.com",
+                server.port
+            ),
+            format!("GET {page} HTTP/1.1\r\nHost: localhost\r\nHost: evil.example.com"),
+        ] {
+            let (status, body) = raw(server.port, &head);
+            assert!(status == 404 || status == 400, "{head}: {status} {body}");
+            assert!(!body.contains(&token), "{head}: the token leaked");
+            if status == 404 {
+                assert_eq!(body, NOT_FOUND, "{head}");
+            }
+        }
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.contains("DEBUG") || log.contains("sign_in"), "{log}");
+    assert!(
+        !log.contains("correct horse battery") && !log.contains(&token),
+        "a log line holds a secret"
+    );
+    drop(server);
+
+    // Production: the pages do not exist, whoever asks.
+    let prod = tempfile::tempdir().unwrap();
+    let (ok, keys) = cli(prod.path(), &["keys", "generate", "--production"]);
+    assert!(ok, "{keys}");
+    let keys = keys.trim().to_owned();
+    let server = serve(
+        prod.path(),
+        &[("LATCHKEY_ENV", "production"), ("LATCHKEY_KEYS", &keys)],
+    );
+    let out = Command::new(BIN)
+        .args(["user", "add", "--username", "shopadmin", "--email"])
+        .args(["admin@example.com", "--role", "admin", "--password-stdin"])
+        .arg("--data-dir")
+        .arg(prod.path())
+        .env("LATCHKEY_ENV", "production")
+        .env("LATCHKEY_KEYS", &keys)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"correct horse battery\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (status, _) = call(&server, "POST", path, Some(creds), None);
+    assert_eq!(status, 401);
+    for page in ["/_dev/outbox.json", "/_dev/outbox"] {
+        let (status, body) = raw(
+            server.port,
+            &format!("GET {page} HTTP/1.1\r\nHost: localhost"),
+        );
+        assert_eq!((status, body.as_str()), (404, NOT_FOUND), "{page}");
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data dir is its owner's alone (0700), and so are the store, its WAL, the keys and the
+/// outbox (0600) — created so, and made so again where someone opened them up.
+#[cfg(unix)]
+#[test]
+fn local_data_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    let server = serve(&dir, &[]);
+    add_admin(&dir);
+    let creds = json!({"username": "shopadmin", "password": "correct horse battery"});
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/rest/V1/integration/admin/token",
+        Some(creds),
+        None,
+    );
+    assert_eq!(status, 401, "an email went to the outbox");
+    let files = [
+        "latchkey.db",
+        "latchkey.db-wal",
+        "latchkey.db-shm",
+        "keys.json",
+        "outbox.jsonl",
+    ];
+    assert_eq!(mode(&dir), 0o700);
+    for name in files {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    drop(server);
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in files {
+        let path = dir.join(name);
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let (ok, out) = cli(&dir, &["user", "list"]);
+    assert!(ok, "{out}");
+    assert_eq!(mode(&dir), 0o700, "{out}");
+    for name in files {
+        let path = dir.join(name);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{name}");
+        }
+    }
+}
+
+/// Passwords come from a prompt or `--password-stdin`; without either and without a terminal,
+/// the CLI refuses rather than hang or make up a password. `--password` still works, for
+/// scripts that accept that it shows in the process list.
+#[test]
+fn the_cli_reads_passwords_from_stdin_and_never_guesses() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = |username: &str, extra: &[&str]| {
+        let email = format!("{username}@example.com");
+        let mut args = vec![
+            "user",
+            "add",
+            "--username",
+            username,
+            "--email",
+            &email,
+            "--role",
+            "customer",
+        ];
+        args.extend_from_slice(extra);
+        cli_stdin(dir.path(), &args, "piped horse battery\r\n")
+    };
+    let (ok, out) = add("nopassword", &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("--password-stdin"), "{out}");
+    let (ok, out) = add("both", &["--password-stdin", "--password", "x"]);
+    assert!(!ok, "{out}");
+    let (ok, out) = add("piped", &["--password-stdin"]);
+    assert!(ok, "{out}");
+    let (ok, out) = add("flagged", &["--password", "flagged horse battery"]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli_stdin(
+        dir.path(),
+        &["user", "set-password", "flagged", "--password-stdin"],
+        "a newer horse battery\n",
+    );
+    assert!(ok, "{out}");
+    let (_, listing) = cli(dir.path(), &["user", "list"]);
+    assert!(
+        !listing.contains("nopassword") && !listing.contains("both@"),
+        "{listing}"
+    );
+
+    let server = serve(dir.path(), &[]);
+    let token = |user: &str, password: &str| {
+        call(
+            &server,
+            "POST",
+            "/rest/V1/integration/customer/token",
+            Some(json!({"username": user, "password": password})),
+            None,
+        )
+        .0
+    };
+    assert_eq!(
+        token("piped", "piped horse battery"),
+        200,
+        "the line ending is not part of it"
+    );
+    assert_eq!(token("flagged", "a newer horse battery"), 200);
+    assert_eq!(token("flagged", "flagged horse battery"), 401);
+}
+
+/// The README's Glue walk, against the real binary: codes from the outbox, the access token
+/// checked by PyJWT against the JWKS the server publishes.
+#[test]
+fn the_readme_glue_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "sonia@example.com",
+            "--email",
+            "sonia@example.com",
+            "--password",
+            "oldPass123",
+            "--role",
+            "customer",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Glue customer reference DE--1"), "{out}");
+    let json_api = [("Content-Type", "application/vnd.api+json")];
+    let (status, body) = request_with(
+        server.port,
+        "POST",
+        "/access-tokens",
+        Some(r#"{"data":{"type":"access-tokens","attributes":{"username":"sonia@example.com","password":"oldPass123"}}}"#),
+        &json_api,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, jwks) = request(server.port, "GET", "/.well-known/jwks.json", None, None).unwrap();
+    let claims = pyjwt_verify_jwks(
+        &token,
+        &serde_json::from_str(&jwks).unwrap(),
+        "frontend",
+        "http://127.0.0.1:8080",
+    );
+    assert!(
+        claims["sub"]
+            .as_str()
+            .unwrap()
+            .contains(r#""customer_reference":"DE--1""#)
+    );
+
+    let code = || {
+        let (_, outbox) = request(server.port, "GET", "/_dev/outbox.json", None, None).unwrap();
+        let newest = serde_json::from_str::<Value>(&outbox).unwrap()[0]["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let at = newest.find("code: ").unwrap() + 6;
+        newest[at..at + 6].to_owned()
+    };
+    let auth = format!("Bearer {token}");
+    let send = |method: &str, path: &str, body: &str, code: Option<&str>| {
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(code) = code {
+            headers.push(("X-MFA-Code", code));
+        }
+        request_with(server.port, method, path, Some(body), &headers).unwrap()
+    };
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-type-activate",
+        r#"{"data":{"type":"multi-factor-auth-type-activate","attributes":{"type":"email"}}}"#,
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-type-verify",
+        r#"{"data":{"type":"multi-factor-auth-type-verify","attributes":{"type":"email"}}}"#,
+        Some(&code()),
+    );
+    assert_eq!(status, 204, "{body}");
+    let change = r#"{"data":{"type":"customer-password","attributes":{"password":"oldPass123","newPassword":"NewPass456!","confirmPassword":"NewPass456!"}}}"#;
+    let (status, body) = send("PATCH", "/customer-password/DE--1", change, None);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            403,
+            r#"{"errors":[{"status":403,"code":"5900","detail":"X-MFA-Code header is missing."}]}"#
+        )
+    );
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-trigger",
+        r#"{"data":{"type":"multi-factor-auth-trigger","attributes":{"type":"email"}}}"#,
+        None,
+    );
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (status, body) = send("PATCH", "/customer-password/DE--1", change, Some(&code()));
+    assert_eq!(status, 204, "{body}");
+}
+
+/// One WebDriver call: ChromeDriver keeps connections open, so the answer is read by its
+/// `Content-Length` rather than to the end of the stream.
+fn wd_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut buf = vec![0u8; length];
+    reader.read_exact(&mut buf)?;
+    Ok((status, String::from_utf8_lossy(&buf).into_owned()))
+}
+
+/// Debian's ChromeDriver, driving Debian's Chromium headless over the W3C WebDriver protocol
+/// (`./scripts/test` installs both).
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = wd_request(
+            self.port,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    fn start(profile: &Path) -> Self {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; ./scripts/test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while wd_request(port, "GET", "/status", None).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The flags that work on these machines: no sandbox as root, no GPU, and no background
+        // networking (the network is closed).
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         "--window-size=800,1000",
+                         format!("--user-data-dir={}", profile.display())],
+            },
+        }}});
+        let (status, body) = wd_request(port, "POST", "/session", Some(&caps.to_string())).unwrap();
+        assert_eq!(status, 200, "new session: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
+        Self {
+            driver,
+            port,
+            session,
+        }
+    }
+
+    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
+        let body = (method == "POST").then(|| body.to_string());
+        let (status, text) = wd_request(
+            self.port,
+            method,
+            &format!("/session/{}{path}", self.session),
+            body.as_deref(),
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{method} {path}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap()["value"].clone()
+    }
+
+    fn go(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url }));
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.cmd(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap()
+            .to_owned()
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
+        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.cmd("POST", "/execute/sync", json!({"script": js, "args": []}))
+    }
+
+    /// Waits until `js` (an expression) is truthy in the page.
+    fn wait_for(&self, js: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.script(&format!("return !!({js});")) == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never got to `{js}`: {}",
+                self.script("return document.body.innerText;")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn screenshot(&self, to: &Path) {
+        use base64::Engine;
+        let png = self.cmd("GET", "/screenshot", Value::Null);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+}
+
+fn wizard_sign_in(port: u16, email: &str, password: &str, secret: &str) -> String {
+    let (_, body) = request(port, "GET", "/api/v2/my/signin/wizard", None, None).unwrap();
+    let uuid = serde_json::from_str::<Value>(&body).unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let creds = json!({"uuid": uuid, "email": email, "password": password,
+                       "device_fingerprint": "eyJ1c2VyX2FnZW50IjoiY3VybCJ9"});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/signin",
+        Some(&creds.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let choose = json!({"uuid": uuid, "type": "google"});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/signin/2fa",
+        Some(&choose.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let code = json!({"uuid": uuid, "code": oathtool(secret, now())});
+    let (status, body) = request(
+        port,
+        "POST",
+        "/api/v2/my/2fa/google",
+        Some(&code.to_string()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["data"]["accessToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_wizard_sign_in_page_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "web@example.com",
+            "--email",
+            "web@example.com",
+            "--password",
+            "QAzqw123!",
+            "--role",
+            "customer",
+            "--totp-secret",
+            secret,
+            "--phone",
+            "+4915112345678",
+        ],
+    );
+    assert!(ok, "{out}");
+    let server = serve(dir.path(), &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let browser = Browser::start(profile.path());
+    let page = format!("http://127.0.0.1:{}/signin", server.port);
+
+    // Credentials, then the choice (the client has both methods), then a code from oathtool.
+    browser.go(&page);
+    browser.wait_for("!document.getElementById('qr').hidden");
+    browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
+    browser.type_into("#email", "web@example.com");
+    browser.type_into("#password", "QAzqw123!");
+    browser.click("#signin");
+    browser.wait_for("!document.getElementById('choose').hidden");
+    browser.click("#choose-google");
+    browser.wait_for("!document.getElementById('code').hidden");
+    // Codes are single use: the password sign-in below takes the next step's code.
+    let at = now();
+    browser.type_into("#otp", &oathtool(secret, at));
+    browser.click("#verify");
+    browser
+        .wait_for("document.getElementById('welcome').innerText.startsWith('Signed in as user 1')");
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    browser.screenshot(&shots.join("wizard-signin.png"));
+    // A wrong password is said so on the page.
+    browser.go(&page);
+    browser.wait_for("!document.getElementById('credentials').hidden");
+    browser.type_into("#email", "web@example.com");
+    browser.type_into("#password", "wrong password");
+    browser.click("#signin");
+    browser.wait_for("document.getElementById('error').innerText.includes('incorrect')");
+
+    // QR: the page shows a code; a signed-in "mobile" client approves it; the page signs in.
+    browser.go(&page);
+    browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
+    // The next TOTP step (a code is single use, and so is every older step's).
+    std::thread::sleep(Duration::from_secs(
+        ((at / 30 + 1) * 30).saturating_sub(now()),
+    ));
+    let access = wizard_sign_in(server.port, "web@example.com", "QAzqw123!", secret);
+    let uuid = browser.script(
+        "return document.getElementById('qr-image').dataset.uuid || window.qrUuid || null;",
+    );
+    let uuid = uuid
+        .as_str()
+        .expect("the page exposes its QR flow")
+        .to_owned();
+    let (status, body) = request(
+        server.port,
+        "POST",
+        "/api/v2/my/signin/qrcodes",
+        Some(&json!({ "uuid": uuid }).to_string()),
+        Some(&access),
+    )
+    .unwrap();
+    assert_eq!(status, 202, "{body}");
+    browser
+        .wait_for("document.getElementById('welcome').innerText.startsWith('Signed in as user 1')");
+    browser.screenshot(&shots.join("wizard-qr.png"));
 }

@@ -11,10 +11,10 @@ use crate::crypto::password::PasswordHasher;
 use crate::dialects::Dialect;
 use crate::identity::Db;
 use crate::identity::signin::{Policy, SignIn};
-use crate::ports::{Clock, LinkQueue, Mailer, Rng, SmsSender};
+use crate::ports::{Clock, LinkQueue, Mailer, Recaptcha, Rng, SmsSender};
 use crate::routes::{self, Call, Lookup, Route};
 use crate::store::Store;
-use crate::web::{Request, Response};
+use crate::web::{ClientIp, Peer, Request, Response};
 
 /// Everything a flow may use. Built once per process (per cold start on Lambda).
 pub struct Deps {
@@ -23,6 +23,8 @@ pub struct Deps {
     pub sms: Arc<dyn SmsSender>,
     /// Told of every stored request to email a login link (see [`LinkQueue`]).
     pub link_queue: Arc<dyn LinkQueue>,
+    /// Checks reCAPTCHA responses where a dialect asks for them.
+    pub recaptcha: Arc<dyn Recaptcha>,
     pub clock: Arc<dyn Clock>,
     pub rng: Arc<dyn Rng>,
     pub keys: Arc<KeySet>,
@@ -91,6 +93,14 @@ impl App {
         crate::templates::Templates::new(self.config.templates_dir.as_deref())
     }
 
+    /// Multi-step flows (sign-in wizards, enrolments, QR sign-in).
+    pub fn flows(&self) -> crate::identity::flows::Flows<'_> {
+        crate::identity::flows::Flows {
+            db: self.db(),
+            rng: self.rng.as_ref(),
+        }
+    }
+
     /// Sign-in under a dialect's policy.
     pub fn signin<'a>(&'a self, policy: &'a Policy) -> SignIn<'a> {
         SignIn {
@@ -119,7 +129,11 @@ impl App {
         Dialect::of_path(path).too_large()
     }
 
-    async fn dispatch(&self, found: Lookup, req: Request) -> Response {
+    async fn dispatch(&self, found: Lookup, mut req: Request) -> Response {
+        if let Some(Peer(peer)) = req.extensions().get::<Peer>().copied() {
+            let client = self.config.trusted_proxies.client(peer, req.headers());
+            req.extensions_mut().insert(ClientIp(client));
+        }
         match found {
             Lookup::Found(route, params) => {
                 if req.body().len() > self.config.max_body_bytes {

@@ -8,7 +8,14 @@ use std::path::PathBuf;
 
 use crate::crypto::SecretString;
 
+use crate::crypto::keys::SigningAlg;
+use crate::identity::codes::{self, SendLimits, Use};
+use crate::forwarded::TrustedProxies;
+mod glue;
+pub use glue::{GlueConfig, MfaType, Protected};
+
 use crate::identity::limits::Window;
+use crate::identity::sessions;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
 use crate::stores::Stores;
@@ -86,6 +93,21 @@ pub const SETTINGS: &[Setting] = &[
         name: "LATCHKEY_IP_WINDOW_SECONDS",
         default: "300",
         doc: "Length of the per-IP attempt window.",
+    },
+    Setting {
+        name: "LATCHKEY_TRUSTED_PROXIES",
+        default: "none",
+        doc: "Proxies whose `X-Forwarded-For` is believed (comma separated: addresses, CIDR blocks, `cloudfront` for CloudFront's origin-facing ranges). The client address is the first untrusted one walking the header from the right; `none`: the peer (socket address, or API Gateway's `sourceIp`) is the client. See SECURITY.md.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_CONCURRENCY",
+        default: "auto",
+        doc: "Password hashes (argon2id, 19 MiB each) computed at once; `auto`: one per CPU. Bounds memory under a flood of sign-ins.",
+    },
+    Setting {
+        name: "LATCHKEY_HASH_WAIT_MS",
+        default: "500",
+        doc: "How long a sign-in waits for a hashing slot before it is answered 503 with `Retry-After` (nothing counted, nothing changed).",
     },
     Setting {
         name: "LATCHKEY_MAX_BODY_BYTES",
@@ -166,6 +188,176 @@ pub const SETTINGS: &[Setting] = &[
         name: "LATCHKEY_TEMPLATES_DIR",
         default: "(built-in)",
         doc: "Directory of email templates overriding the built-in ones, read on every send (no rebuild or restart): `[<store code>/][<locale>/]<template>.{subject,txt,html}`, most specific first.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_FLOW_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: how long a flow (`uuid`) lives.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_FAILURES",
+        default: "5",
+        doc: "Sign-in wizard: failed attempts (password or 2FA code) within the window that block the account, and separately the client IP.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS",
+        default: "60",
+        doc: "Sign-in wizard: the window those failures are counted in.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_LOCKOUT_MINUTES",
+        default: "10",
+        doc: "Sign-in wizard: how long a block lasts, from the last failure.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_ACCESS_TOKEN_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: lifetime of access tokens (RS256 JWTs).",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_REFRESH_TOKEN_MINUTES",
+        default: "60",
+        doc: "Sign-in wizard: lifetime of each refresh token.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SESSION_HOURS",
+        default: "24",
+        doc: "Sign-in wizard: absolute lifetime of a session (refresh family), however often refreshed.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SMS_CODE_MINUTES",
+        default: "5",
+        doc: "Sign-in wizard: lifetime of SMS codes (5 wrong tries kill a code).",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR",
+        default: "5",
+        doc: "Sign-in wizard: SMS codes per account and per phone number per hour (re-sending is throttled).",
+    },
+    Setting {
+        name: "LATCHKEY_SMS_GLOBAL_PER_HOUR",
+        default: "1000",
+        doc: "SMS codes the whole deployment sends per hour (the SMS-pumping guard); 20 per client IP per hour.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_PASSWORD_RECOVERY",
+        default: "on",
+        doc: "Sign-in wizard: `on` offers password recovery (`is_password_recovery_available`) by an emailed code; `off` refuses it.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_RESET_CODE_MINUTES",
+        default: "15",
+        doc: "Sign-in wizard: lifetime of emailed password-reset codes.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_QR",
+        default: "on",
+        doc: "Sign-in wizard: `on` offers QR sign-in (`is_qr_available`); `off` refuses it.",
+    },
+    Setting {
+        name: "LATCHKEY_WIZARD_QR_SECONDS",
+        default: "120",
+        doc: "Sign-in wizard: how long a sign-in QR code can be approved and used.",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA",
+        default: "off",
+        doc: "`on` requires a reCAPTCHA `recaptchaResponse` at wizard sign-in, checked with Google's siteverify.",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA_SECRET",
+        default: "(unset)",
+        doc: "The reCAPTCHA secret key siteverify is called with (required when `LATCHKEY_RECAPTCHA=on`).",
+    },
+    Setting {
+        name: "LATCHKEY_RECAPTCHA_SITE_KEY",
+        default: "(unset)",
+        doc: "The reCAPTCHA site key the local sign-in page embeds.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_TOKEN_ALG",
+        default: "RS256",
+        doc: "Algorithm of Glue access tokens: `RS256` (as Spryker) or `EdDSA`. Their public keys are in the JWKS.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_AUDIENCE",
+        default: "frontend",
+        doc: "`aud` of Glue customer access tokens (Spryker's OAuth client id).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_BACKOFFICE_AUDIENCE",
+        default: "backoffice",
+        doc: "`aud` of back-office access tokens (`POST /token`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_ACCESS_TOKEN_SECONDS",
+        default: "28800",
+        doc: "Lifetime of Glue access tokens (`expiresIn`), 60 to 86400 seconds.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_REFRESH_TOKEN_SECONDS",
+        default: "2592000",
+        doc: "How long a Glue refresh token may wait to be used (`refreshTokenExpiresIn`); each use gives a new one.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_SESSION_DAYS",
+        default: "90",
+        doc: "Absolute lifetime of a Glue session: however often its refresh token is used, it ends this many days after sign-in.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CUSTOMER_REFERENCE_PREFIX",
+        default: "DE",
+        doc: "Customer references are `<prefix>--<user id>` (Spryker's `DE--42`); letters and digits only.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_MFA_TYPES",
+        default: "email,totp,sms",
+        doc: "MFA types offered to Glue clients, in the order `GET /multi-factor-auth-types` lists them (`email`, `totp`, `sms`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PROTECTED",
+        default: "PATCH customer-password,PATCH customers,DELETE customers",
+        doc: "Glue resources that need a valid `X-MFA-Code` once the caller has an enabled MFA type: `METHOD resource` or `resource` (every method but GET), comma separated.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_MINUTES",
+        default: "30",
+        doc: "Life of an MFA code (1-30), and so the grace period in which a verified code keeps opening protected resources.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_TRIES",
+        default: "3",
+        doc: "Wrong tries (1-5) after which an MFA code is blocked; a new code keeps the count until the blocked one expires.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SEND_WINDOW_MINUTES",
+        default: "15",
+        doc: "Window of the MFA code send limits below.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_ACCOUNT",
+        default: "5",
+        doc: "MFA codes one account may be sent per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_DESTINATION",
+        default: "5",
+        doc: "MFA codes one email address or phone number may be sent per window.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_IP",
+        default: "20",
+        doc: "MFA codes requests from one client IP may cause per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_GLOBAL",
+        default: "1000",
+        doc: "MFA codes the whole deployment sends per window and channel (the guard against SMS pumping).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PASSWORD_MIN_LENGTH",
+        default: "8",
+        doc: "Shortest new password `PATCH /customer-password` accepts (8-128; Spryker's other rules apply too: upper and lower case, a digit, a special character).",
     },
 ];
 
@@ -257,6 +449,10 @@ pub struct Config {
     pub ip_attempts: u32,
     pub ip_window_secs: i64,
     pub max_body_bytes: usize,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
+    /// The bound on password hashing.
+    pub hashing: HashLimits,
     pub magento: MagentoConfig,
     /// Whether `LATCHKEY_PUBLIC_URL` was set: `latchkey serve` defaults it to the address it
     /// listens on otherwise.
@@ -265,6 +461,8 @@ pub struct Config {
     pub links: LinkConfig,
     /// Templates overriding the built-in ones.
     pub templates_dir: Option<std::path::PathBuf>,
+    pub wizard: WizardConfig,
+    pub glue: glue::GlueConfig,
 }
 
 /// Login links (the magic-link dialect).
@@ -277,6 +475,60 @@ pub struct LinkConfig {
     pub per_email: Window,
     pub per_ip: Window,
     pub per_store: Window,
+}
+
+/// The sign-in wizard's settings (B2Core's `/api/v2/my/`).
+#[derive(Clone, Debug)]
+pub struct WizardConfig {
+    /// 5 failures a minute block for 10 minutes: per account (password, and each second factor)
+    /// and per client address, never per flow.
+    pub signin: Policy,
+    pub flow_secs: i64,
+    pub sessions: sessions::Policy,
+    /// SMS codes of sign-in (and of phone verification).
+    pub sms: codes::Policy,
+    /// Emailed password-reset codes.
+    pub reset: codes::Policy,
+    pub password_recovery: bool,
+    pub qr: bool,
+    pub qr_secs: i64,
+    pub recaptcha: Option<Recaptcha>,
+}
+
+/// reCAPTCHA, when enabled.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Recaptcha {
+    pub secret: String,
+    pub site_key: Option<String>,
+}
+
+impl fmt::Debug for Recaptcha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recaptcha")
+            .field("site_key", &self.site_key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many password hashes run at once, and how long a request waits for a turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HashLimits {
+    pub concurrency: usize,
+    pub wait_ms: u64,
+}
+
+impl Default for HashLimits {
+    fn default() -> Self {
+        Self {
+            concurrency: cpus(),
+            wait_ms: 500,
+        }
+    }
+}
+
+/// The CPUs this process may use (1 when unknown).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 #[derive(Clone, Debug)]
@@ -370,6 +622,19 @@ impl Config {
                 "a pinned clock is for development only; unset it in production",
             ));
         }
+        let trusted_proxies = match get("LATCHKEY_TRUSTED_PROXIES") {
+            (_, v) if v.eq_ignore_ascii_case("none") => TrustedProxies::default(),
+            (name, v) => {
+                TrustedProxies::parse(&v).map_err(|reason| ConfigError { name, reason })?
+            }
+        };
+        let hashing = HashLimits {
+            concurrency: match get("LATCHKEY_HASH_CONCURRENCY") {
+                (_, v) if v == "auto" => cpus(),
+                setting => number(setting, 1, 1024)?,
+            },
+            wait_ms: number(get("LATCHKEY_HASH_WAIT_MS"), 0, 60_000)?,
+        };
         let lockout = Budget {
             max_failures: lockout_failures,
             window_secs: None,
@@ -407,11 +672,15 @@ impl Config {
             v if v == "(built-in)" => None,
             v => Some(std::path::PathBuf::from(v)),
         };
+        let wizard = wizard(&get, &public_url, totp_window)?;
+        let glue =
+            glue::GlueConfig::parse(&get, lockout, ip_attempts, ip_window_secs, &public_url)?;
         Ok(Config {
             public_url_set,
             stores,
             links,
             templates_dir,
+            wizard,
             environment,
             deployment,
             public_url,
@@ -423,6 +692,8 @@ impl Config {
             ip_attempts,
             ip_window_secs,
             max_body_bytes: number(get("LATCHKEY_MAX_BODY_BYTES"), 1024, 10 * 1024 * 1024)?,
+            trusted_proxies,
+            hashing,
             magento: MagentoConfig {
                 signin: Policy {
                     password: lockout,
@@ -448,11 +719,43 @@ impl Config {
                 tfa_token_secs: minutes(get("LATCHKEY_MAGENTO_TFA_TOKEN_MINUTES"), 1, 60 * 24)?,
                 store_codes,
             },
+            glue,
         })
     }
 
     /// Hard-coded defaults, only reachable if the defaults table itself failed to parse.
     fn fallback() -> Self {
+        let five_a_minute = Budget {
+            max_failures: 5,
+            window_secs: Some(60),
+            block_secs: 600,
+        };
+        let sends = SendLimits {
+            per_account: Window {
+                limit: 5,
+                secs: 3600,
+            },
+            per_destination: Window {
+                limit: 5,
+                secs: 3600,
+            },
+            per_ip: Window {
+                limit: 20,
+                secs: 3600,
+            },
+            global: Window {
+                limit: 1000,
+                secs: 3600,
+            },
+        };
+        let code = codes::Policy {
+            digits: 6,
+            ttl_secs: 300,
+            max_tries: 5,
+            use_: Use::Once,
+            sends,
+            factor_budget: five_a_minute,
+        };
         Config {
             public_url_set: false,
             stores: Stores::single_default(),
@@ -475,6 +778,34 @@ impl Config {
                 },
             },
             templates_dir: None,
+            wizard: WizardConfig {
+                signin: Policy {
+                    password: five_a_minute,
+                    second_factor: five_a_minute,
+                    per_ip: None,
+                    ip_failures: Some(five_a_minute),
+                    totp_window: 1,
+                },
+                flow_secs: 900,
+                sessions: sessions::Policy {
+                    client: WIZARD_CLIENT,
+                    issuer: "http://127.0.0.1:8080".into(),
+                    audience: None,
+                    alg: SigningAlg::RS256,
+                    access_secs: 900,
+                    refresh_secs: 3600,
+                    family_secs: 86_400,
+                },
+                sms: code,
+                reset: codes::Policy {
+                    ttl_secs: 900,
+                    ..code
+                },
+                password_recovery: true,
+                qr: true,
+                qr_secs: 120,
+                recaptcha: None,
+            },
             environment: Environment::Development,
             deployment: Deployment {
                 addr: "127.0.0.1:8080".into(),
@@ -496,6 +827,8 @@ impl Config {
             ip_attempts: 100,
             ip_window_secs: 300,
             max_body_bytes: 65536,
+            trusted_proxies: TrustedProxies::default(),
+            hashing: HashLimits::default(),
             magento: MagentoConfig {
                 signin: Policy {
                     password: Budget {
@@ -521,6 +854,7 @@ impl Config {
                 tfa_token_secs: 3600,
                 store_codes: ["default", "all"].into_iter().map(String::from).collect(),
             },
+            glue: glue::GlueConfig::fallback(),
         }
     }
 }
@@ -683,14 +1017,120 @@ impl Deployment {
     }
 }
 
-fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
+/// The audience of the wizard's sessions (a family started by another dialect is refused).
+pub const WIZARD_CLIENT: &str = "wizard";
+
+fn on_off((name, value): (&'static str, String)) -> Result<bool, ConfigError> {
+    match value.as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(bad(name, &value, "expected `on` or `off`")),
+    }
+}
+
+fn wizard(
+    get: &dyn Fn(&'static str) -> (&'static str, String),
+    public_url: &str,
+    totp_window: u8,
+) -> Result<WizardConfig, ConfigError> {
+    let budget = Budget {
+        max_failures: number(get("LATCHKEY_WIZARD_LOCKOUT_FAILURES"), 1, 1000)?,
+        window_secs: Some(number(
+            get("LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS"),
+            1,
+            86_400,
+        )?),
+        block_secs: minutes(get("LATCHKEY_WIZARD_LOCKOUT_MINUTES"), 1, 60 * 24 * 30)?,
+    };
+    let per_hour = number(get("LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR"), 1, 1000)?;
+    let sends = SendLimits {
+        per_account: Window {
+            limit: per_hour,
+            secs: 3600,
+        },
+        per_destination: Window {
+            limit: per_hour,
+            secs: 3600,
+        },
+        per_ip: Window {
+            limit: 20,
+            secs: 3600,
+        },
+        global: Window {
+            limit: number(get("LATCHKEY_SMS_GLOBAL_PER_HOUR"), 1, 10_000_000)?,
+            secs: 3600,
+        },
+    };
+    let sms = codes::Policy {
+        digits: 6,
+        ttl_secs: minutes(get("LATCHKEY_WIZARD_SMS_CODE_MINUTES"), 1, 30)?,
+        max_tries: 5,
+        use_: Use::Once,
+        sends,
+        factor_budget: budget,
+    };
+    let recaptcha = if on_off(get("LATCHKEY_RECAPTCHA"))? {
+        let secret = get("LATCHKEY_RECAPTCHA_SECRET").1;
+        if secret.is_empty() || secret == "(unset)" {
+            return Err(bad(
+                "LATCHKEY_RECAPTCHA_SECRET",
+                "",
+                "required when LATCHKEY_RECAPTCHA is on",
+            ));
+        }
+        let site_key =
+            Some(get("LATCHKEY_RECAPTCHA_SITE_KEY").1).filter(|k| !k.is_empty() && k != "(unset)");
+        Some(Recaptcha { secret, site_key })
+    } else {
+        None
+    };
+    Ok(WizardConfig {
+        signin: Policy {
+            password: budget,
+            second_factor: budget,
+            per_ip: None,
+            ip_failures: Some(budget),
+            totp_window,
+        },
+        flow_secs: minutes(get("LATCHKEY_WIZARD_FLOW_MINUTES"), 1, 24 * 60)?,
+        sessions: sessions::Policy {
+            client: WIZARD_CLIENT,
+            issuer: public_url.to_owned(),
+            audience: None,
+            alg: SigningAlg::RS256,
+            access_secs: minutes(get("LATCHKEY_WIZARD_ACCESS_TOKEN_MINUTES"), 1, 24 * 60)?,
+            refresh_secs: minutes(
+                get("LATCHKEY_WIZARD_REFRESH_TOKEN_MINUTES"),
+                1,
+                60 * 24 * 30,
+            )?,
+            family_secs: number(get("LATCHKEY_WIZARD_SESSION_HOURS"), 1, 24 * 365)
+                .map(|h: i64| h * 3600)?,
+        },
+        sms,
+        reset: codes::Policy {
+            ttl_secs: minutes(get("LATCHKEY_WIZARD_RESET_CODE_MINUTES"), 1, 30)?,
+            ..sms
+        },
+        password_recovery: on_off(get("LATCHKEY_WIZARD_PASSWORD_RECOVERY"))?,
+        qr: on_off(get("LATCHKEY_WIZARD_QR"))?,
+        qr_secs: number(get("LATCHKEY_WIZARD_QR_SECONDS"), 30, 600)?,
+        recaptcha,
+    })
+}
+
+pub(crate) fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError {
         name,
         reason: format!("{reason} (got `{value}`)"),
     }
 }
 
-fn number<T>((name, value): (&'static str, String), min: T, max: T) -> Result<T, ConfigError>
+pub(crate) fn number<T>(
+    (name, value): (&'static str, String),
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {
@@ -770,6 +1210,52 @@ mod tests {
         ] {
             assert_eq!(with(&[(name, value)]).unwrap_err().name, name);
         }
+        let w = &c.wizard;
+        assert_eq!(
+            w.signin.password,
+            Budget {
+                max_failures: 5,
+                window_secs: Some(60),
+                block_secs: 600
+            },
+            "5 failures within a minute block for 10 minutes"
+        );
+        assert_eq!(w.signin.ip_failures, Some(w.signin.password));
+        assert_eq!(w.flow_secs, 900);
+        assert_eq!(
+            (w.sessions.access_secs, w.sessions.refresh_secs),
+            (900, 3600)
+        );
+        assert_eq!((w.sms.ttl_secs, w.sms.max_tries), (300, 5));
+        assert!(w.qr && w.password_recovery && w.recaptcha.is_none());
+        assert_eq!(w.qr_secs, 120);
+        let fallback = Config::fallback();
+        assert_eq!(fallback.wizard.signin.password, w.signin.password);
+        assert_eq!(fallback.wizard.sms, w.sms);
+    }
+
+    #[test]
+    fn recaptcha_needs_its_secret() {
+        let e = with(&[("LATCHKEY_RECAPTCHA", "on")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_RECAPTCHA_SECRET");
+        let c = with(&[
+            ("LATCHKEY_RECAPTCHA", "on"),
+            ("LATCHKEY_RECAPTCHA_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        assert_eq!(c.wizard.recaptcha.unwrap().secret, "s3cret");
+        assert!(
+            !format!(
+                "{:?}",
+                with(&[
+                    ("LATCHKEY_RECAPTCHA", "on"),
+                    ("LATCHKEY_RECAPTCHA_SECRET", "s3cret")
+                ])
+                .unwrap()
+                .wizard
+            )
+            .contains("s3cret")
+        );
     }
 
     #[test]
@@ -847,5 +1333,34 @@ mod tests {
         let e = with(&[("LATCHKEY_LOCKOUT_FAILURES", "0")]).unwrap_err();
         assert_eq!(e.name, "LATCHKEY_LOCKOUT_FAILURES");
         assert!(with(&[("LATCHKEY_PUBLIC_URL", "not a url")]).is_err());
+        let e = with(&[("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8,example.com")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_TRUSTED_PROXIES");
+        let e = with(&[("LATCHKEY_HASH_CONCURRENCY", "0")]).unwrap_err();
+        assert_eq!(e.name, "LATCHKEY_HASH_CONCURRENCY");
+    }
+
+    #[test]
+    fn proxies_and_hashing_limits() {
+        let c = with(&[]).unwrap();
+        assert!(
+            c.trusted_proxies.is_empty(),
+            "no proxy is trusted by default"
+        );
+        assert_eq!(c.hashing.concurrency, cpus());
+        assert_eq!(c.hashing.wait_ms, 500);
+        let c = with(&[
+            ("LATCHKEY_TRUSTED_PROXIES", "127.0.0.1, cloudfront"),
+            ("LATCHKEY_HASH_CONCURRENCY", "3"),
+            ("LATCHKEY_HASH_WAIT_MS", "0"),
+        ])
+        .unwrap();
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            c.hashing,
+            HashLimits {
+                concurrency: 3,
+                wait_ms: 0
+            }
+        );
     }
 }

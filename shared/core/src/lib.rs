@@ -11,6 +11,7 @@ pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod dialects;
+pub mod forwarded;
 pub mod identity;
 pub mod link_mailer;
 pub mod ports;

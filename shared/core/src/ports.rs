@@ -230,6 +230,56 @@ impl LinkQueue for RecordingQueue {
     }
 }
 
+/// Checks a reCAPTCHA response token (the `g-recaptcha-response` a page got from Google's
+/// widget). Production calls Google's siteverify over HTTPS (`latchkey_aws::recaptcha`); tests
+/// and the local server use [`FakeRecaptcha`].
+#[async_trait]
+pub trait Recaptcha: Send + Sync {
+    /// Whether `response` proves a human, for the client at `ip`. `Err` when the verifier could
+    /// not be asked (the caller refuses: no answer is no proof).
+    async fn verify(&self, response: &str, ip: std::net::IpAddr) -> Result<bool, SendError>;
+}
+
+/// A reCAPTCHA verifier that passes exactly one response token: Google's published test
+/// response `FakeRecaptcha::PASS` by default. For tests and the local server; never production.
+#[derive(Clone, Debug)]
+pub struct FakeRecaptcha {
+    pass: String,
+}
+
+impl FakeRecaptcha {
+    pub const PASS: &'static str = "latchkey-test-recaptcha-pass";
+
+    pub fn new() -> Self {
+        Self {
+            pass: Self::PASS.to_owned(),
+        }
+    }
+}
+
+impl FakeRecaptcha {
+    /// A verifier that passes nothing (where reCAPTCHA is off, nothing asks it).
+    pub fn refusing() -> Self {
+        Self {
+            pass: String::new(),
+        }
+    }
+}
+
+impl Default for FakeRecaptcha {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl Recaptcha for FakeRecaptcha {
+    async fn verify(&self, response: &str, _ip: std::net::IpAddr) -> Result<bool, SendError> {
+        use subtle::ConstantTimeEq;
+        Ok(!self.pass.is_empty() && bool::from(response.as_bytes().ct_eq(self.pass.as_bytes())))
+    }
+}
+
 /// A mailer and SMS sender that keep what they were given, for tests.
 #[derive(Debug, Default)]
 pub struct RecordingOutbox {

@@ -11,9 +11,14 @@ use serde_json::{Map, Value};
 pub type Request = http::Request<Bytes>;
 pub type Response = http::Response<Bytes>;
 
-/// The client's address, put into the request's extensions by the local server (socket
-/// address) or the Lambda glue (`requestContext.http.sourceIp`). Never taken from a header a
-/// client can set.
+/// The address the request came from as the runtime saw it, put into the request's extensions
+/// by the local server (the socket's peer) or the Lambda glue (`requestContext.http.sourceIp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
+/// The client's address: the [`Peer`], or behind trusted proxies the address they forwarded
+/// (see [`crate::forwarded`]). Set by [`crate::App`] before a handler runs; never taken from a
+/// header an untrusted client can set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 

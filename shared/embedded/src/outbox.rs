@@ -86,7 +86,15 @@ impl Outbox {
         let _guard = self.lock.lock().await;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut options = OpenOptions::new();
+            options.create(true).append(true);
+            // The outbox holds live set-up tokens and codes: its owner's eyes only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&path)?;
             file.write_all(&line)?;
             file.flush()
         })

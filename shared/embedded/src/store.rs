@@ -37,6 +37,27 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Creates the database file, if missing, readable and writable by its owner only: it holds
+/// password hashes and sealed secrets. SQLite gives its `-wal` and `-shm` files the database
+/// file's mode.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Failure(format!(
+            "creating {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 fn sql_error(e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -59,6 +80,7 @@ impl SqliteStore {
     }
 
     fn open_inner(path: &Path) -> Result<Self, StoreError> {
+        create_private(path)?;
         let conn = Connection::open(path).map_err(sql_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")

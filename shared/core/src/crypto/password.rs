@@ -1,7 +1,18 @@
-//! argon2id password hashing (PHC strings) with an equal-cost path for unknown users.
+//! argon2id password hashing (PHC strings) with an equal-cost path for unknown users, and a
+//! bound on how many hashes run at once.
+//!
+//! Each hash holds 19 MiB for tens of milliseconds. Unbounded, a flood of sign-ins runs one per
+//! request on the blocking pool (hundreds at once: gigabytes, and every answer late). So every
+//! hash first takes a [`HashSlot`] — one per CPU by default — and a request that gets none
+//! within the configured wait is refused at once with [`Busy`], which dialects answer as a
+//! retryable 503. The slot travels into the blocking task and is freed when the hash ends, even
+//! if the request was dropped meanwhile.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use argon2::{
     Algorithm, Argon2, CustomizedPasswordHasher, Params, PasswordHash, PasswordVerifier, Version,
@@ -41,6 +52,39 @@ struct Inner {
     runs: AtomicU64,
     /// A salt for the unknown-user path. Its hash is thrown away; only the work counts.
     dummy_salt: [u8; SALT_LEN],
+    /// One permit per hash allowed to run at once.
+    slots: Arc<Semaphore>,
+    /// How long [`PasswordHasher::slot`] waits for a permit.
+    wait: Duration,
+    concurrency: usize,
+}
+
+/// No hashing slot freed up within the wait: the caller should answer "try again shortly".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("every password hashing slot is busy")]
+pub struct Busy;
+
+/// The right to run one hash now. Hand it the work with [`HashSlot::run`].
+#[must_use = "a slot does nothing until it runs a hash"]
+pub struct HashSlot {
+    hasher: PasswordHasher,
+    permit: OwnedSemaphorePermit,
+}
+
+impl HashSlot {
+    /// Runs `work` on the blocking pool; the slot is freed when `work` returns.
+    pub async fn run<T: Send + 'static>(
+        self,
+        work: impl FnOnce(&PasswordHasher) -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        let HashSlot { hasher, permit } = self;
+        tokio::task::spawn_blocking(move || {
+            let out = work(&hasher);
+            drop(permit);
+            out
+        })
+        .await
+    }
 }
 
 impl PasswordHasher {
@@ -53,12 +97,57 @@ impl PasswordHasher {
     pub fn with_params(m_kib: u32, t: u32, p: u32, rng: &dyn Rng) -> Result<Self, CryptoError> {
         let params = Params::new(m_kib, t, p, None)
             .map_err(|e| CryptoError::Input(format!("argon2 parameters: {e}")))?;
+        let limits = crate::config::HashLimits::default();
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
                 runs: AtomicU64::new(0),
                 dummy_salt: rng.bytes()?,
+                slots: Arc::new(Semaphore::new(limits.concurrency)),
+                wait: Duration::from_millis(limits.wait_ms),
+                concurrency: limits.concurrency,
             }),
+        })
+    }
+
+    /// The same hasher with `limits.concurrency` hashes at once (at least one) and a wait of
+    /// `limits.wait_ms` for a turn. Call it while building the application, before any clone.
+    pub fn limited(self, limits: crate::config::HashLimits) -> Self {
+        let concurrency = limits.concurrency.max(1);
+        Self {
+            inner: Arc::new(Inner {
+                params: self.inner.params.clone(),
+                runs: AtomicU64::new(self.runs()),
+                dummy_salt: self.inner.dummy_salt,
+                slots: Arc::new(Semaphore::new(concurrency)),
+                wait: Duration::from_millis(limits.wait_ms),
+                concurrency,
+            }),
+        }
+    }
+
+    /// How many hashes may run at once.
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// A turn to hash: at once if a slot is free, else the first to free up within the wait.
+    /// Waiting requests are served in arrival order.
+    pub async fn slot(&self) -> Result<HashSlot, Busy> {
+        let slots = self.inner.slots.clone();
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return Err(Busy),
+            Err(TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(self.inner.wait, slots.acquire_owned()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) | Err(_) => return Err(Busy),
+                }
+            }
+        };
+        Ok(HashSlot {
+            hasher: self.clone(),
+            permit,
         })
     }
 
@@ -236,5 +325,44 @@ mod tests {
             decoy.starts_with("$argon2id$v=19$m=256,t=1,p=1$"),
             "{decoy}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn slots_bound_concurrent_hashes_and_refuse_after_the_wait() {
+        use crate::config::HashLimits;
+        let h = cheap().limited(HashLimits {
+            concurrency: 2,
+            wait_ms: 0,
+        });
+        assert_eq!(h.concurrency(), 2);
+        let a = h.slot().await.unwrap();
+        let b = h.slot().await.unwrap();
+        assert!(h.slot().await.is_err(), "a third hash waits for nobody");
+        // A slot is freed when its work is done, not before.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let running = tokio::spawn(a.run(move |_| {
+            started_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+        }));
+        started_rx.recv().unwrap();
+        assert!(h.slot().await.is_err(), "still hashing");
+        go_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        let c = h.slot().await.unwrap();
+        drop((b, c));
+        // With a wait, a request gets the next slot that frees up within it.
+        let h = cheap().limited(HashLimits {
+            concurrency: 1,
+            wait_ms: 5_000,
+        });
+        let first = h.slot().await.unwrap();
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { h.slot().await.is_ok() })
+        };
+        tokio::task::yield_now().await;
+        drop(first);
+        assert!(waiter.await.unwrap());
     }
 }

@@ -7,8 +7,10 @@
 //! below then say what else it must decide), and its table in [`TABLES`].
 
 pub mod core;
+pub mod glue;
 pub mod magento;
 pub mod magic_link;
+pub mod wizard;
 
 use http::Method;
 
@@ -26,10 +28,21 @@ pub enum Dialect {
     Magento,
     /// The magic-link pages a customer's browser sees (`/customer/otp/...`): HTML.
     LinkPage,
+    /// The sign-in wizard (B2Core's `/api/v2/my/...`).
+    Wizard,
+    /// Spryker Glue (JSON:API) at the root: `/access-tokens`, `/refresh-tokens`,
+    /// `/multi-factor-auth-*`, `/customers`, `/customer-password`, `/token`.
+    Glue,
 }
 
 /// Every dialect's routes.
-pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, magic_link::ROUTES];
+pub static TABLES: &[&[Route]] = &[
+    core::ROUTES,
+    magento::ROUTES,
+    magic_link::ROUTES,
+    wizard::ROUTES,
+    glue::ROUTES,
+];
 
 impl Dialect {
     /// Which dialect's error shape a path gets when no route matched it.
@@ -38,6 +51,10 @@ impl Dialect {
             Dialect::Magento
         } else if path.starts_with("/customer/otp/") {
             Dialect::LinkPage
+        } else if path.starts_with(wizard::PREFIX) {
+            Dialect::Wizard
+        } else if glue::owns_path(path) {
+            Dialect::Glue
         } else {
             Dialect::Core
         }
@@ -49,6 +66,8 @@ impl Dialect {
             Dialect::Core => None,
             Dialect::Magento => magento::admit(app, call),
             Dialect::LinkPage => None,
+            Dialect::Wizard => None,
+            Dialect::Glue => None,
         }
     }
 
@@ -58,6 +77,8 @@ impl Dialect {
             Dialect::Core => core::not_found(),
             Dialect::Magento => magento::not_found(),
             Dialect::LinkPage => magic_link::not_found(),
+            Dialect::Wizard => wizard::not_found(),
+            Dialect::Glue => glue::not_found(),
         }
     }
 
@@ -67,6 +88,8 @@ impl Dialect {
             Dialect::Core => core::wrong_method(allowed),
             Dialect::Magento => magento::not_found(),
             Dialect::LinkPage => magic_link::wrong_method(allowed),
+            Dialect::Wizard => wizard::wrong_method(allowed),
+            Dialect::Glue => glue::wrong_method(allowed),
         }
     }
 
@@ -75,6 +98,8 @@ impl Dialect {
             Dialect::Core => core::too_large(),
             Dialect::Magento => magento::too_large(),
             Dialect::LinkPage => magic_link::too_large(),
+            Dialect::Wizard => wizard::too_large(),
+            Dialect::Glue => glue::too_large(),
         }
     }
 
@@ -84,6 +109,8 @@ impl Dialect {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
             Dialect::LinkPage => magic_link::unavailable(),
+            Dialect::Wizard => wizard::unavailable(),
+            Dialect::Glue => glue::unavailable(),
         }
     }
 
@@ -93,6 +120,8 @@ impl Dialect {
             Dialect::Core => core::bad_request(why),
             Dialect::Magento => magento::bad_request(why),
             Dialect::LinkPage => magic_link::bad_request(why),
+            Dialect::Wizard => wizard::bad_request(why),
+            Dialect::Glue => glue::bad_request(why),
         }
     }
 }

@@ -293,6 +293,29 @@ impl Codes<'_> {
         Ok(Sent { expires_at })
     }
 
+    /// Sends a code of `purpose` by SMS to `user`'s verified phone — and to no other number: a
+    /// user without one is refused ([`Error::NotConfigured`]) before anything is counted.
+    pub async fn send_sms_to(
+        &self,
+        user: &super::users::User,
+        purpose: &'static str,
+        origin: Origin,
+        policy: &Policy,
+        render: &(dyn Fn(&str, i64) -> Message + Sync),
+    ) -> Result<Sent, Error> {
+        let phone = user.verified_phone().ok_or(Error::NotConfigured)?;
+        self.send(
+            Recipient::User(user.id),
+            purpose,
+            Channel::Sms,
+            phone,
+            origin,
+            policy,
+            render,
+        )
+        .await
+    }
+
     /// Takes back a code that was not delivered, and the counts its send made (best effort: a
     /// failure here leaves the send counted, which only errs on the safe side).
     async fn withdraw(
@@ -414,6 +437,55 @@ impl Codes<'_> {
             .reason(channel.as_str())
             .emit();
         Ok(Verified { first_time })
+    }
+
+    /// When the live code (or [`Codes::mark`]) of each of `slots` (a channel's name, or a name
+    /// of the dialect's own) for user `uid` was issued; `None` where there is none. One read.
+    pub async fn issued_at(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        slots: &[&str],
+    ) -> Result<Vec<Option<i64>>, Error> {
+        let subject = uid.to_string();
+        let keys: Vec<_> = slots
+            .iter()
+            .map(|slot| record::key(&subject, purpose, slot))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = self.db.store.get_many(&keys, self.db.now()).await?;
+        Ok(items
+            .iter()
+            .map(|item| item.as_ref().map(record::issued_at))
+            .collect())
+    }
+
+    /// Records that a code of a kind no message carries (the authenticator app's) was asked for
+    /// now, in `slot` (never a channel's), for `ttl_secs` (capped like a code's).
+    pub async fn mark(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        slot: &str,
+        ttl_secs: i64,
+    ) -> Result<(), Error> {
+        if slot == Channel::Email.as_str() || slot == Channel::Sms.as_str() {
+            return Err(Error::Fault(super::Fault::Store(StoreError::Invalid(
+                "a mark may not take a channel's slot".into(),
+            ))));
+        }
+        let now = self.db.now();
+        let key = record::key(&uid.to_string(), purpose, slot);
+        self.db
+            .apply(record::mark(
+                key,
+                now,
+                now + ttl_secs.clamp(1, MAX_TTL_SECS),
+            ))
+            .await?;
+        Ok(())
     }
 
     /// Invalidates the live code of `purpose` on `channel` (e.g. once the factor it confirmed is

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod codes;
+pub mod flows;
 pub mod integrations;
 pub mod limits;
 pub mod links;
@@ -68,12 +69,19 @@ pub enum Fault {
     Crypto(#[from] CryptoError),
     #[error("a background task failed")]
     Task,
+    /// Every password hashing slot stayed busy for the configured wait: the request was
+    /// refused before anything was counted or changed.
+    #[error(transparent)]
+    Overloaded(#[from] crate::crypto::password::Busy),
 }
 
 impl Fault {
     /// Whether trying again later may succeed (throttling, brief unavailability).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Fault::Store(StoreError::Busy(_)))
+        matches!(
+            self,
+            Fault::Store(StoreError::Busy(_)) | Fault::Overloaded(_)
+        )
     }
 }
 
@@ -92,7 +100,9 @@ pub enum Error {
     /// Unknown login, wrong password, wrong role or disabled account: one answer for all.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// A failure budget of the account is used up until `until` (Unix seconds).
+    /// A failure budget of the account is used up until `until` (Unix seconds); `i64::MAX`
+    /// ([`DISABLED`]) when the factor failed too often in a row and stays disabled until an
+    /// admin unlocks the account or the user re-binds the factor.
     #[error("locked")]
     Locked { until: i64 },
     /// The client address made too many attempts; try again at `until`.
@@ -128,9 +138,15 @@ pub enum Error {
     /// The message could not be delivered; nothing was counted.
     #[error("delivery failed")]
     SendFailed { retryable: bool },
+    /// A multi-step flow refused the step (see [`flows`]).
+    #[error(transparent)]
+    Flow(#[from] flows::FlowError),
     #[error(transparent)]
     Fault(#[from] Fault),
 }
+
+/// `Error::Locked { until: DISABLED }`: the factor is disabled, not blocked for a while.
+pub const DISABLED: i64 = i64::MAX;
 
 /// Input refused by a rule of the core.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -4,17 +4,24 @@
 //!
 //! The steps are types: [`SignIn::password`] yields a [`PasswordOk`], which must be
 //! [`PasswordOk::complete`]d (no second factor), [`PasswordOk::pause`]d (the password was
-//! right, the sign-in goes no further now) or carried through [`PasswordOk::totp`]. An attempt
-//! left unfinished stays counted as a failure.
+//! right, the sign-in goes no further now) or carried through [`PasswordOk::totp`] or
+//! [`PasswordOk::sms`]. An attempt left unfinished stays counted as a failure.
+//!
+//! A sign-in may also span requests: [`PasswordOk::park`] records the right password in a
+//! sign-in flow ([`crate::identity::flows`]), and [`SignIn::resume`] turns such a flow — and
+//! nothing else — back into a [`PasswordOk`] for the second factor. A flow only names its user
+//! once `park` wrote it, so no request reaches the second factor without the password.
 
 use crate::audit::{Audit, Event, Outcome};
 use crate::crypto::SecretString;
 use crate::crypto::aead::Sealer;
-use crate::crypto::password::PasswordHasher;
+use crate::crypto::password::{HashSlot, PasswordHasher};
 use crate::crypto::totp::{self, TotpSecret};
 use crate::records::{login, profile, rate};
 use crate::store::{Key, StoreError};
 
+use super::codes::{self, Channel, Codes};
+use super::flows::{self, Flow, Flows, SignInStep};
 use super::limits::{self, Reservation, SubjectReservation, Window};
 use super::users::{Budget, Factor, MAX_LOGIN_BYTES, Role, TotpStage, User, UserId};
 use super::{Db, Error, Fault, Origin};
@@ -72,6 +79,9 @@ impl SignIn<'_> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
         let key = self.profile_key(login_name).await?;
+        // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
+        // counted nothing against the account. (Held over the one write that reserves.)
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
         let user = match limits::reserve(
             self.db,
             &key,
@@ -84,17 +94,17 @@ impl SignIn<'_> {
         {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("unknown_user").emit();
                 return Err(Error::InvalidCredentials);
             }
             Reservation::Locked { until } => {
-                self.burn_equal_cost(password).await?;
+                burn_equal_cost(slot, password).await?;
                 fail("locked").emit();
                 return Err(Error::Locked { until });
             }
         };
-        let matches = self.verify_password(password, &user.password_hash).await?;
+        let matches = verify_password(slot, password, &user.password_hash).await?;
         if !matches || user.role != role || !user.active {
             self.report_failure(&user, Factor::Password, origin);
             let reason = if !matches {
@@ -145,6 +155,101 @@ impl SignIn<'_> {
             .user(id)
             .reason("totp")
             .emit();
+        Ok(())
+    }
+
+    /// Confirms the password of a signed-in user (e.g. before it is changed): the attempt is
+    /// reserved against the password's budget and the address's limits, as at sign-in.
+    pub async fn confirm_password(
+        &self,
+        id: UserId,
+        password: &str,
+        origin: Origin,
+    ) -> Result<(), Error> {
+        let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
+        self.admit(origin).await?;
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Password,
+            &self.policy.password,
+            profile::Guard::Exists,
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::NoUser | Reservation::Refused(_) => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                fail("locked").user(id).emit();
+                return Err(Error::Locked { until });
+            }
+        };
+        if !verify_password(slot, password, &user.password_hash).await? || !user.active {
+            self.report_failure(&user, Factor::Password, origin);
+            fail("bad_password").user(id).emit();
+            return Err(Error::InvalidCredentials);
+        }
+        self.release_ip(origin).await?;
+        self.clear(&user, &[Factor::Password]).await
+    }
+
+    /// Checks a code of the user's active authenticator app as a second factor on its own (the
+    /// user is signed in already and proves the factor again, e.g. for a protected action or
+    /// before switching a factor off): the same budgets, replay refusal and address limits as a
+    /// sign-in's code. A user without an active authenticator is refused without counting.
+    pub async fn verify_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
+        self.admit_second_factor(origin).await?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Totp,
+            &self.policy.second_factor,
+            profile::Guard::Totp(TotpStage::Active),
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::Refused(_) => {
+                self.release_ip(origin).await?;
+                return Err(Error::NotConfigured);
+            }
+            Reservation::NoUser => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                audit(Event::SecondFactor, Outcome::Failure, origin)
+                    .user(id)
+                    .reason("locked")
+                    .emit();
+                return Err(Error::Locked { until });
+            }
+        };
+        self.accept_totp(&user, code, TotpStage::Active, &[Factor::Totp], origin)
+            .await?;
+        audit(Event::SecondFactor, Outcome::Success, origin)
+            .user(id)
+            .reason("totp")
+            .emit();
+        Ok(())
+    }
+
+    /// Checks a fresh SMS code of `purpose` (sent with [`Codes::send_sms_to`]) outside a
+    /// sign-in, under the same budgets as a sign-in's.
+    pub async fn fresh_sms(
+        &self,
+        codes: &Codes<'_>,
+        id: UserId,
+        purpose: &'static str,
+        code: &str,
+        policy: &codes::Policy,
+        origin: Origin,
+    ) -> Result<(), Error> {
+        self.admit_second_factor(origin).await?;
+        codes
+            .verify(id, purpose, Channel::Sms, code, policy, origin)
+            .await?;
+        self.release_ip(origin).await?;
         Ok(())
     }
 
@@ -265,28 +370,98 @@ impl SignIn<'_> {
                 .emit();
         }
     }
+}
 
-    async fn verify_password(&self, password: &str, phc: &str) -> Result<bool, Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        let phc = phc.to_owned();
-        tokio::task::spawn_blocking(move || hasher.verify(password.expose(), &phc))
-            .await
-            .map_err(|_| Fault::Task)
-    }
+async fn verify_password(slot: HashSlot, password: &str, phc: &str) -> Result<bool, Fault> {
+    let password = SecretString::new(password.to_owned());
+    let phc = phc.to_owned();
+    slot.run(move |hasher| hasher.verify(password.expose(), &phc))
+        .await
+        .map_err(|_| Fault::Task)
+}
 
-    /// Spends the same work as checking a real password, so that unknown and locked accounts
-    /// cannot be told apart by timing.
-    async fn burn_equal_cost(&self, password: &str) -> Result<(), Fault> {
-        let hasher = self.hasher.clone();
-        let password = SecretString::new(password.to_owned());
-        tokio::task::spawn_blocking(move || hasher.verify_unknown_user(password.expose()))
-            .await
-            .map_err(|_| Fault::Task)
+/// Spends the same work as checking a real password, so that unknown and locked accounts
+/// cannot be told apart by timing.
+async fn burn_equal_cost(slot: HashSlot, password: &str) -> Result<(), Fault> {
+    let password = SecretString::new(password.to_owned());
+    slot.run(move |hasher| hasher.verify_unknown_user(password.expose()))
+        .await
+        .map_err(|_| Fault::Task)
+}
+
+impl SignIn<'_> {
+    /// Picks a parked sign-in up again at its second factor: `flow` must be a sign-in flow at
+    /// `step` (one [`PasswordOk::park`] moved it to), so its user proved the password in it.
+    pub async fn resume(
+        &self,
+        flow: &Flow,
+        step: SignInStep,
+        origin: Origin,
+    ) -> Result<PasswordOk, Error> {
+        if flow.sign_in_step() != Some(step) || step == SignInStep::Credentials {
+            return Err(flows::FlowError::OutOfOrder.into());
+        }
+        let uid = flows::owner(flow)?;
+        let item = self.db.get(&profile::key(uid)).await?;
+        let user = match item {
+            Some(item) => User::try_from(&item)?,
+            None => return Err(Error::InvalidCredentials),
+        };
+        if !user.active {
+            return Err(Error::InvalidCredentials);
+        }
+        Ok(PasswordOk { user, origin })
     }
 }
 
 impl PasswordOk {
+    /// Ends this request's part of the sign-in with the password proven, recording it in the
+    /// sign-in `flow` (which must still be at its credentials step) and moving the flow to
+    /// `next`, a second-factor step. Clears the password's budget only, as [`PasswordOk::pause`].
+    pub async fn park(
+        self,
+        si: &SignIn<'_>,
+        flows: &Flows<'_>,
+        flow: &Flow,
+        next: SignInStep,
+    ) -> Result<User, Error> {
+        if flow.sign_in_step() != Some(SignInStep::Credentials) || next == SignInStep::Credentials {
+            return Err(flows::FlowError::OutOfOrder.into());
+        }
+        let user = self.pause(si, "second_factor_required").await?;
+        let proven = crate::records::flow::Proven {
+            uid: Some(user.id),
+            data: None,
+        };
+        flows.advance(flow, next.as_str(), proven).await?;
+        Ok(user)
+    }
+
+    /// Picks the second factor of a parked sign-in whose user has several: moves `flow` from
+    /// [`SignInStep::Choose`] to `factor`'s step, if the user has that factor.
+    pub async fn choose(
+        self,
+        flows: &Flows<'_>,
+        flow: &Flow,
+        factor: Factor,
+    ) -> Result<User, Error> {
+        if flow.sign_in_step() != Some(SignInStep::Choose) {
+            return Err(flows::FlowError::OutOfOrder.into());
+        }
+        let next = match factor {
+            Factor::Totp => SignInStep::Totp,
+            Factor::Sms => SignInStep::Sms,
+            Factor::Password | Factor::Email => return Err(Error::NotConfigured),
+        };
+        if !self.user.second_factors().contains(&factor) {
+            return Err(Error::NotConfigured);
+        }
+        flows
+            .advance(flow, next.as_str(), crate::records::flow::Proven::default())
+            .await?;
+        Ok(self.user)
+    }
+
     /// Finishes a sign-in that needs no second factor: every budget of the account is cleared.
     pub async fn complete(self, si: &SignIn<'_>) -> Result<User, Error> {
         si.clear(&self.user, &Factor::ALL).await?;
@@ -341,6 +516,35 @@ impl PasswordOk {
         };
         si.accept_totp(&user, code, TotpStage::Active, &Factor::ALL, origin)
             .await?;
+        audit(Event::SignIn, Outcome::Success, origin)
+            .user(user.id)
+            .emit();
+        Ok(user)
+    }
+}
+
+impl PasswordOk {
+    /// Finishes the sign-in with the code sent by SMS for `purpose` ([`Codes::send`] to the
+    /// user's verified phone). The try counts against the account's SMS budget, the code's own
+    /// tries and the address's failure budget; a right code clears every budget.
+    pub async fn sms(
+        self,
+        si: &SignIn<'_>,
+        codes: &Codes<'_>,
+        purpose: &'static str,
+        code: &str,
+        policy: &codes::Policy,
+    ) -> Result<User, Error> {
+        let PasswordOk { user, origin } = self;
+        if user.verified_phone().is_none() {
+            return Err(Error::NotConfigured);
+        }
+        si.admit_second_factor(origin).await?;
+        codes
+            .verify(user.id, purpose, Channel::Sms, code, policy, origin)
+            .await?;
+        si.release_ip(origin).await?;
+        si.clear(&user, &Factor::ALL).await?;
         audit(Event::SignIn, Outcome::Success, origin)
             .user(user.id)
             .emit();

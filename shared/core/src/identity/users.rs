@@ -130,12 +130,28 @@ pub struct Failures {
     pub first_at: Option<i64>,
     /// When the last attempt was reserved.
     pub last_at: Option<i64>,
+    /// Failures in a row since the factor last proved right (or was re-bound), across windows
+    /// and blocks: at [`MAX_CONSECUTIVE_FAILURES`] the factor is disabled.
+    pub streak: u32,
 }
 
+/// Consecutive failures after which a factor is disabled until an admin unlocks the account or
+/// the user re-binds the factor (a new password, authenticator or phone number). A windowed
+/// budget restarts every window; this does not, so a patient guesser is stopped for good.
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 100;
+
 impl Failures {
+    /// Whether the factor failed [`MAX_CONSECUTIVE_FAILURES`] times in a row.
+    pub fn disabled(&self) -> bool {
+        self.streak >= MAX_CONSECUTIVE_FAILURES
+    }
+
     /// Whether the factor is blocked at `now` under `budget`: its failures reached the limit
     /// and the block has not run out since the last one.
     pub fn blocked(&self, now: i64, budget: &Budget) -> Option<i64> {
+        if self.disabled() {
+            return Some(i64::MAX);
+        }
         let until = self.last_at?.saturating_add(budget.block_secs);
         (self.count >= budget.max_failures && until > now).then_some(until)
     }
@@ -234,6 +250,26 @@ impl User {
         format!("{purpose}:{}:{}", self.id, self.token_gen).into_bytes()
     }
 
+    /// The phone number SMS codes may go to: only one the user verified (or an admin set),
+    /// with SMS codes switched on.
+    pub fn verified_phone(&self) -> Option<&str> {
+        (self.sms_otp == CodeFactor::On)
+            .then_some(self.phone.as_deref())
+            .flatten()
+    }
+
+    /// The second factors the user has set up, in the order a client offers them.
+    pub fn second_factors(&self) -> Vec<Factor> {
+        let mut factors = Vec::new();
+        if self.totp.is_active() {
+            factors.push(Factor::Totp);
+        }
+        if self.verified_phone().is_some() {
+            factors.push(Factor::Sms);
+        }
+        factors
+    }
+
     /// Whether a token issued under `generation` is still honoured.
     pub fn honours(&self, generation: u64) -> bool {
         self.active && generation == self.token_gen
@@ -326,6 +362,7 @@ mod tests {
             count: 2,
             first_at: Some(100),
             last_at: Some(100),
+            streak: 2,
         };
         assert_eq!(f.blocked(100, &budget), None);
         f.count = 3;

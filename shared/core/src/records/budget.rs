@@ -7,7 +7,7 @@
 //! the window has passed, or the block after the limit has run out, [`restart`] begins a new
 //! run — conditional on nobody else having changed the counter meanwhile.
 
-use crate::identity::users::{Budget, Failures};
+use crate::identity::users::{Budget, Failures, MAX_CONSECUTIVE_FAILURES};
 use crate::store::{CmpOp, Cond, Item, Key, Update, Write};
 
 /// The three attributes of one budget on its item.
@@ -16,6 +16,8 @@ pub struct Names {
     pub count: &'static str,
     pub first: &'static str,
     pub last: &'static str,
+    /// Failures in a row, where the budget keeps them (a user's factors; not an address).
+    pub streak: Option<&'static str>,
 }
 
 impl Names {
@@ -28,15 +30,39 @@ impl Names {
                 .unwrap_or(0),
             first_at: item.num(self.first),
             last_at: item.num(self.last),
+            streak: self
+                .streak
+                .and_then(|name| item.num(name))
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
         }
     }
 
     /// Removes the budget's attributes (a clean run).
     pub fn clear(self, update: Update) -> Update {
-        update
+        let update = update
             .remove(self.count)
             .remove(self.first)
-            .remove(self.last)
+            .remove(self.last);
+        match self.streak {
+            Some(name) => update.remove(name),
+            None => update,
+        }
+    }
+
+    /// Counts the attempt in the streak, and refuses it once the streak reached the limit.
+    fn count_streak(self, update: Update, conds: &mut Vec<Cond>) -> Update {
+        match self.streak {
+            Some(name) => {
+                conds.push(Cond::missing_or(
+                    name,
+                    CmpOp::Lt,
+                    i64::from(MAX_CONSECUTIVE_FAILURES),
+                ));
+                update.add(name, 1)
+            }
+            None => update,
+        }
     }
 }
 
@@ -58,6 +84,7 @@ pub fn reserve(key: Key, names: Names, budget: &Budget, now: i64, guard: Cond) -
         .add(names.count, 1)
         .set(names.last, now)
         .set_if_missing(names.first, now);
+    let update = names.count_streak(update, &mut conds);
     Write::new(key, update, Cond::And(conds))
 }
 
@@ -68,21 +95,30 @@ pub fn restart(key: Key, names: Names, seen: &Failures, now: i64, guard: Cond) -
         Some(v) => Cond::eq(name, v),
         None => Cond::missing(name),
     };
-    let cond = Cond::And(vec![
+    // A count given back to 0 (a released reservation) may be stored as 0 rather than absent.
+    let count = match seen.count {
+        0 => Cond::Or(vec![Cond::missing(names.count), Cond::eq(names.count, 0)]),
+        n => Cond::eq(names.count, i64::from(n)),
+    };
+    let mut conds = vec![
         guard,
-        same(names.count, Some(i64::from(seen.count)).filter(|n| *n > 0)),
+        count,
         same(names.first, seen.first_at),
         same(names.last, seen.last_at),
-    ]);
+    ];
     let update = Update::new()
         .set(names.count, 1)
         .set(names.first, now)
         .set(names.last, now);
-    Write::new(key, update, cond)
+    let update = names.count_streak(update, &mut conds);
+    Write::new(key, update, Cond::And(conds))
 }
 
 /// Whether a run seen in a refused reservation may start over now (rather than being blocked).
 pub fn may_restart(seen: &Failures, budget: &Budget, now: i64) -> bool {
+    if seen.disabled() {
+        return false;
+    }
     if seen.count >= budget.max_failures {
         return seen.blocked(now, budget).is_none();
     }

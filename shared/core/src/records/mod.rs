@@ -7,6 +7,7 @@ pub mod budget;
 pub mod code;
 pub mod counter;
 pub mod family;
+pub mod flow;
 pub mod integration;
 pub mod login;
 pub mod login_link;

@@ -23,6 +23,7 @@ const BUDGET_NAMES: Names = Names {
     count: "n",
     first: "first",
     last: "last",
+    streak: None,
 };
 
 /// How a client address is counted: IPv4 as is (and IPv4-mapped IPv6 as IPv4), IPv6 by /64.

@@ -40,20 +40,27 @@ pub const INTERNAL: &str =
 pub struct MagentoError {
     pub status: StatusCode,
     pub body: Value,
+    /// Seconds to send as `Retry-After` (answers that say "try again shortly").
+    pub retry_after: Option<u32>,
 }
 
 impl MagentoError {
     pub fn new(status: StatusCode, message: &str) -> Self {
-        Self {
-            status,
-            body: json!({ "message": message }),
-        }
+        Self::from_body(status, json!({ "message": message }))
     }
 
     pub fn with_parameters(status: StatusCode, message: &str, parameters: Value) -> Self {
+        Self::from_body(
+            status,
+            json!({ "message": message, "parameters": parameters }),
+        )
+    }
+
+    fn from_body(status: StatusCode, body: Value) -> Self {
         Self {
             status,
-            body: json!({ "message": message, "parameters": parameters }),
+            body,
+            retry_after: None,
         }
     }
 
@@ -97,25 +104,26 @@ impl MagentoError {
             }
         };
         match errors.as_slice() {
-            [single] => Self {
-                status: StatusCode::BAD_REQUEST,
-                body: one(single),
-            },
-            many => Self {
-                status: StatusCode::BAD_REQUEST,
-                body: json!({
+            [single] => Self::from_body(StatusCode::BAD_REQUEST, one(single)),
+            many => Self::from_body(
+                StatusCode::BAD_REQUEST,
+                json!({
                     "message": SEVERAL_INPUT_ERRORS,
                     "errors": many.iter().map(one).collect::<Vec<_>>(),
                 }),
-            },
+            ),
         }
     }
 
-    /// A failure of the machinery: logged with a report id, answered without details.
+    /// A failure of the machinery: logged with a report id, answered without details. One
+    /// that may pass (the store throttling, every hashing slot busy) is a 503 with
+    /// `Retry-After`.
     pub fn fault(fault: &Fault) -> Self {
         if fault.is_retryable() {
-            tracing::warn!(error = %fault, "store busy");
-            return Self::new(StatusCode::SERVICE_UNAVAILABLE, BUSY);
+            tracing::warn!(error = %fault, "busy: answered 503");
+            let mut busy = Self::new(StatusCode::SERVICE_UNAVAILABLE, BUSY);
+            busy.retry_after = Some(1);
+            return busy;
         }
         let report = report_id();
         tracing::error!(report_id = %report, error = %fault, "request failed");
@@ -145,15 +153,16 @@ impl From<Error> for MagentoError {
             Error::Taken(Taken::IntegrationName) => {
                 Self::with_parameters(StatusCode::BAD_REQUEST, INTEGRATION_EXISTS, json!([""]))
             }
-            Error::NotFound => Self::new(StatusCode::NOT_FOUND, NO_SUCH_ENTITY),
+            Error::NotFound | Error::Flow(_) => Self::new(StatusCode::NOT_FOUND, NO_SUCH_ENTITY),
             Error::SendFailed { retryable } => {
                 tracing::warn!(retryable, "message not sent");
-                let status = if retryable {
-                    StatusCode::SERVICE_UNAVAILABLE
+                if retryable {
+                    let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, SEND_FAILED);
+                    e.retry_after = Some(1);
+                    e
                 } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                };
-                Self::new(status, SEND_FAILED)
+                    Self::new(StatusCode::INTERNAL_SERVER_ERROR, SEND_FAILED)
+                }
             }
             Error::Fault(f) => Self::fault(&f),
         }
@@ -169,7 +178,12 @@ impl MagentoError {
 
 impl IntoResponse for MagentoError {
     fn into_response(self) -> Response {
-        web::json(self.status, &self.body)
+        let mut res = web::json(self.status, &self.body);
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
+        res
     }
 }
 

@@ -1,0 +1,5 @@
+//! `GET /api/v2/my/signin/qrcodes` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("wizard-qrcodes")
+}

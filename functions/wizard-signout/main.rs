@@ -1,0 +1,5 @@
+//! `POST /api/v2/my/signout` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("wizard-signout")
+}
