@@ -312,6 +312,26 @@ impl TestApp {
         reply(res)
     }
 
+    /// A request with any headers (`name`, `value`), from the default client address.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let mut req = builder
+            .body(Bytes::from(body.unwrap_or("").to_owned()))
+            .unwrap();
+        req.extensions_mut()
+            .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+        reply(self.app.handle(req).await)
+    }
+
     pub async fn post(&self, path: &str, body: &str) -> Reply {
         self.call(Method::POST, path, Some(body), None).await
     }

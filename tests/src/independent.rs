@@ -1,4 +1,5 @@
-//! Checks by implementations that share no code with latchkey: PyJWT for tokens.
+//! Checks by implementations that share no code with latchkey: PyJWT and jsonwebtoken's own
+//! decoder for tokens, against the key set latchkey publishes.
 
 use std::process::Command;
 
@@ -66,4 +67,63 @@ pub fn pyjwt_verify_magento(token: &str, keys: &Value, generation: u64) -> Value
         &format!("magento-access:{uid}:{generation}"),
     );
     pyjwt_verify(token, &key)
+}
+
+/// Verifies a signed token (RS256, ES256 or EdDSA, as its header says) with jsonwebtoken's own
+/// decoder against the published JWK set `jwks`, requiring `aud` and `iss`; returns its claims.
+/// `now` is the time the token must be valid at (tests run on a manual clock).
+pub fn jsonwebtoken_verify(
+    token: &str,
+    jwks: &Value,
+    aud: &str,
+    iss: &str,
+    now: i64,
+) -> Result<Value, String> {
+    use jsonwebtoken::{DecodingKey, Validation, decode, decode_header, jwk::JwkSet};
+    let set: JwkSet = serde_json::from_value(jwks.clone()).map_err(|e| e.to_string())?;
+    let header = decode_header(token).map_err(|e| e.to_string())?;
+    let kid = header.kid.ok_or("no kid")?;
+    let jwk = set.find(&kid).ok_or("kid not in the JWKS")?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+    let mut v = Validation::new(header.alg);
+    v.set_audience(&[aud]);
+    v.set_issuer(&[iss]);
+    v.set_required_spec_claims(&["exp", "nbf", "iat", "aud", "iss", "sub", "jti"]);
+    // The token's own time claims are checked against `now` below: the library reads the
+    // system clock, which a test's manual clock is far from.
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    let claims = decode::<Value>(token, &key, &v)
+        .map_err(|e| e.to_string())?
+        .claims;
+    let at = |name: &str| {
+        claims[name]
+            .as_i64()
+            .ok_or(format!("{name} is not a number"))
+    };
+    if !(at("nbf")? <= now && at("iat")? <= now && now < at("exp")?) {
+        return Err(format!("not valid at {now}: {claims}"));
+    }
+    Ok(claims)
+}
+
+/// Verifies a signed token with PyJWT against the JWK set `jwks` (PyJWT picks the key by `kid`
+/// and checks `exp`, `nbf`, `iat`, `aud` and `iss` against the real clock, give or take a minute:
+/// the functions under test may run on a pinned clock); returns its claims.
+pub fn pyjwt_verify_jwks(token: &str, jwks: &Value, aud: &str, iss: &str) -> Value {
+    let script = "import jwt,sys,json\n\
+keys = jwt.PyJWKSet.from_json(sys.argv[2])\n\
+kid = jwt.get_unverified_header(sys.argv[1])['kid']\n\
+key = next(k for k in keys.keys if k.key_id == kid)\n\
+print(json.dumps(jwt.decode(sys.argv[1], key, algorithms=[key.algorithm_name], audience=sys.argv[3], issuer=sys.argv[4], leeway=60, options={'require': ['exp', 'iat', 'nbf', 'aud', 'iss', 'sub', 'jti']})))";
+    let out = Command::new("python3")
+        .args(["-c", script, token, &jwks.to_string(), aud, iss])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "PyJWT refused the token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("PyJWT printed the claims")
 }

@@ -12,6 +12,7 @@ pub mod fake_service;
 pub mod fuzz;
 pub mod harness;
 pub mod independent;
+pub mod jsonapi;
 pub mod otp;
 pub mod recording;
 pub mod stores;

@@ -56,6 +56,25 @@ impl Walk {
         bearer: Option<&str>,
         status: StatusCode,
     ) -> latchkey_tests::harness::Reply {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        self.step_with(scenario, method, path, body, &headers, status)
+            .await
+    }
+
+    /// [`Walk::step`] with any headers.
+    async fn step_with(
+        &mut self,
+        scenario: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        status: StatusCode,
+    ) -> latchkey_tests::harness::Reply {
         let bare = path.split('?').next().unwrap_or(path);
         let route = match routes::lookup(&method, bare) {
             routes::Lookup::Found(route, _) => route.name,
@@ -63,7 +82,7 @@ impl Walk {
         };
         self.recorder.take();
         let before = self.dynamo.calls();
-        let reply = self.t.call(method, path, body, bearer).await;
+        let reply = self.t.request(method, path, body, headers).await;
         assert_eq!(reply.status, status, "{scenario}: {}", reply.text);
         self.measured.push(Measured {
             route,
@@ -341,7 +360,387 @@ async fn walk() -> Walk {
         unauthorized,
     )
     .await;
+    walk_glue(&mut w).await;
     w
+}
+
+/// The Glue routes: a customer signs in, sets up email MFA, changes the password with a code,
+/// refreshes and signs out; a back-office user signs in and resets the customer's MFA.
+async fn walk_glue(w: &mut Walk) {
+    let customer =
+        w.t.add_user(
+            "glue@example.com",
+            "glue@example.com",
+            PASSWORD,
+            Role::Customer,
+        )
+        .await;
+    w.t.add_user(
+        "backoffice",
+        "backoffice@example.com",
+        PASSWORD,
+        Role::Admin,
+    )
+    .await;
+    let reference = format!("DE--{}", customer.id);
+    let doc = |kind: &str, attributes: serde_json::Value| {
+        json!({"data": {"type": kind, "attributes": attributes}}).to_string()
+    };
+    let creds = |username: &str, password: &str| {
+        doc(
+            "access-tokens",
+            json!({"username": username, "password": password}),
+        )
+    };
+    let code_of = |t: &TestApp| {
+        let text = t
+            .last_email_to("glue@example.com")
+            .or_else(|| t.last_email_to("glue2@example.com"))
+            .expect("a code")
+            .text;
+        let at = text.find("code: ").expect("a code") + 6;
+        text[at..at + 6].to_owned()
+    };
+    let (post, get, patch, delete) = (Method::POST, Method::GET, Method::PATCH, Method::DELETE);
+    let (created, no_content, ok) = (StatusCode::CREATED, StatusCode::NO_CONTENT, StatusCode::OK);
+    let (forbidden, unauthorized) = (StatusCode::FORBIDDEN, StatusCode::UNAUTHORIZED);
+
+    let tokens = "/access-tokens";
+    w.step(
+        "wrong password",
+        post.clone(),
+        tokens,
+        Some(&creds("glue@example.com", "wrong")),
+        None,
+        unauthorized,
+    )
+    .await;
+    let body = doc(
+        "access-tokens",
+        json!({"username": "nobody@example.com", "password": PASSWORD}),
+    );
+    w.step(
+        "unknown user",
+        post.clone(),
+        tokens,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue@example.com", PASSWORD)),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let types = "/multi-factor-auth-types";
+    w.step("customer token", get.clone(), types, None, Some(&token), ok)
+        .await;
+    w.step(
+        "bad token",
+        get.clone(),
+        types,
+        None,
+        Some("forged.token.here"),
+        unauthorized,
+    )
+    .await;
+
+    let activate = "/multi-factor-auth-type-activate";
+    let body = doc("multi-factor-auth-type-activate", json!({"type": "email"}));
+    w.step(
+        "email: code sent",
+        post.clone(),
+        activate,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let code = code_of(&w.t);
+    let auth = format!("Bearer {token}");
+    let verify = "/multi-factor-auth-type-verify";
+    let body = doc("multi-factor-auth-type-verify", json!({"type": "email"}));
+    let with_code = |code: &str| {
+        [
+            ("authorization", auth.clone()),
+            ("x-mfa-code", code.to_owned()),
+        ]
+    };
+    let h = with_code("000000");
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with(
+        "wrong code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        forbidden,
+    )
+    .await;
+    let h = with_code(&code);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with(
+        "right code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let trigger = "/multi-factor-auth-trigger";
+    let body = doc("multi-factor-auth-trigger", json!({"type": "email"}));
+    w.step(
+        "email",
+        post.clone(),
+        trigger,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let code = code_of(&w.t);
+
+    let update = format!("/customers/{reference}");
+    let body = doc("customers", json!({"phone": "+4915112345678"}));
+    w.step(
+        "no X-MFA-Code",
+        patch.clone(),
+        &update,
+        Some(&body),
+        Some(&token),
+        forbidden,
+    )
+    .await;
+    let h = with_code(&code);
+    let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    w.step_with("code verified", patch.clone(), &update, Some(&body), &h, ok)
+        .await;
+    w.step_with(
+        "code in its grace period",
+        patch.clone(),
+        &update,
+        Some(&body),
+        &h,
+        ok,
+    )
+    .await;
+    let body = doc("customers", json!({"email": "glue2@example.com"}));
+    w.step_with("email changed", patch.clone(), &update, Some(&body), &h, ok)
+        .await;
+
+    let password = format!("/customer-password/{reference}");
+    let body = doc(
+        "customer-password",
+        json!({"password": PASSWORD, "newPassword": "NewPass456!", "confirmPassword": "NewPass456!"}),
+    );
+    w.step_with(
+        "code: changed, sessions revoked",
+        patch.clone(),
+        &password,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let r = w
+        .step(
+            "new password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let refresh = r.json["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh_tokens = "/refresh-tokens";
+    let body = doc("refresh-tokens", json!({"refreshToken": refresh}));
+    w.step(
+        "rotate",
+        post.clone(),
+        refresh_tokens,
+        Some(&body),
+        None,
+        created,
+    )
+    .await;
+    w.step(
+        "replayed: family revoked",
+        post.clone(),
+        refresh_tokens,
+        Some(&body),
+        None,
+        unauthorized,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token2 = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refresh2 = r.json["data"]["attributes"]["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = format!("/refresh-tokens/{refresh2}");
+    w.step(
+        "own refresh token",
+        delete.clone(),
+        &revoke,
+        None,
+        Some(&token2),
+        no_content,
+    )
+    .await;
+
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deactivate = "/multi-factor-auth-type-deactivate";
+    let body = doc(
+        "multi-factor-auth-type-deactivate",
+        json!({"type": "email"}),
+    );
+    let auth = format!("Bearer {token}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-mfa-code", code.as_str()),
+    ];
+    w.step_with(
+        "code of the type",
+        post.clone(),
+        deactivate,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = w
+        .step_with(
+            "password grant",
+            post.clone(),
+            "/token",
+            Some("grant_type=password&username=backoffice&password=correct+horse+battery"),
+            &form,
+            ok,
+        )
+        .await;
+    let bo = r.json["access_token"].as_str().unwrap().to_owned();
+    let bo_refresh = r.json["refresh_token"].as_str().unwrap().to_owned();
+    w.step_with(
+        "wrong password",
+        post.clone(),
+        "/token",
+        Some("grant_type=password&username=backoffice&password=wrong"),
+        &form,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    w.step_with(
+        "refresh grant",
+        post.clone(),
+        "/token",
+        Some(&format!(
+            "grant_type=refresh_token&refresh_token={bo_refresh}"
+        )),
+        &form,
+        ok,
+    )
+    .await;
+    let reset = format!("/customers/{reference}/multi-factor-auth");
+    w.step(
+        "back-office token",
+        delete.clone(),
+        &reset,
+        None,
+        Some(&bo),
+        no_content,
+    )
+    .await;
+    let r = w
+        .step(
+            "right password",
+            post.clone(),
+            tokens,
+            Some(&creds("glue2@example.com", "NewPass456!")),
+            None,
+            created,
+        )
+        .await;
+    let token = r.json["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Email MFA on again, so that deleting the customer takes a code.
+    let body = doc("multi-factor-auth-type-activate", json!({"type": "email"}));
+    w.step(
+        "email: code sent",
+        post.clone(),
+        activate,
+        Some(&body),
+        Some(&token),
+        no_content,
+    )
+    .await;
+    let text = w.t.last_email_to("glue2@example.com").expect("a code").text;
+    let at = text.find("code: ").expect("a code") + 6;
+    let code = text[at..at + 6].to_owned();
+    let auth = format!("Bearer {token}");
+    let h = [
+        ("authorization", auth.as_str()),
+        ("x-mfa-code", code.as_str()),
+    ];
+    let body = doc("multi-factor-auth-type-verify", json!({"type": "email"}));
+    w.step_with(
+        "right code",
+        post.clone(),
+        verify,
+        Some(&body),
+        &h,
+        no_content,
+    )
+    .await;
+    w.step_with("code", delete.clone(), &update, None, &h, no_content)
+        .await;
 }
 
 /// The rows of the call-budget table, as `infra/TABLE.md` lists them.

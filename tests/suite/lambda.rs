@@ -1,6 +1,7 @@
 //! The real function binaries under the Lambda runtime emulator of `cargo lambda watch`, over
 //! DynamoDB and SES on `moto_server`: the Magento admin 2FA flow end to end over HTTP, the
-//! `events/` files through `cargo lambda invoke`, and malformed events answered with a 400.
+//! `events/` files through `cargo lambda invoke`, and malformed events answered with a 400; the
+//! Glue MFA flow with codes read from the emulator's SES and the token checked by PyJWT.
 //! The first admin is created with `latchkey --store dynamodb`, as an operator would.
 //!
 //! The emulator runs with `--only-lambda-apis`: it serves the Runtime API and the function URLs,
@@ -13,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use latchkey_core::dialects::Dialect;
 use latchkey_core::routes;
 use latchkey_tests::free_port;
-use latchkey_tests::independent::pyjwt_verify_magento;
+use latchkey_tests::independent::{pyjwt_verify_jwks, pyjwt_verify_magento};
 use latchkey_tests::otp;
 use latchkey_tests::stores::{aws_env, namespace, ses_sent_to, verify_ses_sender};
 use serde_json::{Value, json};
@@ -264,6 +266,27 @@ impl Emulator {
         (res.status().as_u16(), res.text().await.unwrap())
     }
 
+    /// A request with any headers and a raw body.
+    async fn call_with(
+        &self,
+        function: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), self.url(function, path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.body(body.to_owned());
+        }
+        let res = req.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    }
+
     /// `cargo lambda invoke <function> --data-file <event>`: the function's raw answer.
     fn invoke(&self, function: &str, event: &Path) -> Value {
         let out = Command::new("cargo")
@@ -447,6 +470,187 @@ async fn the_magento_admin_flow_under_the_lambda_runtime() {
     assert_eq!(status, 401);
 }
 
+/// The text of an error answer, in the shape of the route's dialect.
+fn error_text(dialect: Dialect, body: &Value) -> Option<&str> {
+    match dialect {
+        Dialect::Glue => body["errors"][0]["detail"]
+            .as_str()
+            .or_else(|| body["error_description"].as_str()),
+        Dialect::Core => body["message"].as_str(),
+        Dialect::Magento => body["message"].as_str(),
+    }
+}
+
+/// The code in the newest email SES (on the emulator) accepted for `to`.
+async fn emailed_code(to: &str, count: usize) -> String {
+    let mail = ses_sent_to(to).await;
+    assert_eq!(mail.len(), count, "{count} emails through SES");
+    let text = mail.last().unwrap()["body"].as_str().unwrap().to_owned();
+    let at = text.find("verification code: ").expect("a code") + "verification code: ".len();
+    text[at..at + 6].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_glue_mfa_flow_under_the_lambda_runtime() {
+    verify_ses_sender(MAIL_FROM).await;
+    let stack = Stack::new();
+    let email = format!("sonia-{}@example.com", namespace());
+    let out = stack.cli(&[
+        "user",
+        "add",
+        "--username",
+        &email,
+        "--email",
+        &email,
+        "--password",
+        "oldPass123",
+        "--role",
+        "customer",
+    ]);
+    let reference = out
+        .split("Glue customer reference ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("the CLI names the customer reference: {out}"))
+        .to_owned();
+    let lambda = Emulator::start(&stack).await;
+    const JSON_API: &str = "application/vnd.api+json";
+
+    let body = json!({"data": {"type": "access-tokens", "attributes": {"username": email, "password": "oldPass123"}}});
+    let (status, text) = lambda
+        .call_with(
+            "glue-access-tokens",
+            "POST",
+            "/access-tokens",
+            Some(&body.to_string()),
+            &[("content-type", JSON_API)],
+        )
+        .await;
+    assert_eq!(status, 201, "{text}");
+    let answer: Value = serde_json::from_str(&text).unwrap();
+    let token = answer["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(answer["data"]["attributes"]["expiresIn"], 28800);
+
+    // PyJWT checks the token against the key set the jwks function publishes.
+    let (status, jwks) = lambda
+        .call("jwks", "GET", "/.well-known/jwks.json", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let claims = pyjwt_verify_jwks(
+        &token,
+        &serde_json::from_str(&jwks).unwrap(),
+        "frontend",
+        "https://auth.example.com",
+    );
+    let sub: Value = serde_json::from_str(claims["sub"].as_str().unwrap()).unwrap();
+    assert_eq!(sub["customer_reference"], reference.as_str());
+
+    let auth = format!("Bearer {token}");
+    let activate = json!({"data": {"type": "multi-factor-auth-type-activate", "attributes": {"type": "email"}}});
+    let (status, text) = lambda
+        .call_with(
+            "glue-mfa-activate",
+            "POST",
+            "/multi-factor-auth-type-activate",
+            Some(&activate.to_string()),
+            &[("authorization", &auth), ("content-type", JSON_API)],
+        )
+        .await;
+    assert_eq!(status, 204, "{text}");
+    let code = emailed_code(&email, 1).await;
+    let verify =
+        json!({"data": {"type": "multi-factor-auth-type-verify", "attributes": {"type": "email"}}});
+    let (status, text) = lambda
+        .call_with(
+            "glue-mfa-verify",
+            "POST",
+            "/multi-factor-auth-type-verify",
+            Some(&verify.to_string()),
+            &[("authorization", &auth), ("x-mfa-code", &code)],
+        )
+        .await;
+    assert_eq!(status, 204, "{text}");
+
+    // The seed document's requests, verbatim.
+    let change = "{\n  \"data\": {\n    \"type\": \"customer-password\",\n    \"attributes\": {\n      \"password\": \"oldPass123\",\n      \"newPassword\": \"NewPass456!\",\n      \"confirmPassword\": \"NewPass456!\"\n    }\n  }\n}";
+    let path = format!("/customer-password/{reference}");
+    let (status, text) = lambda
+        .call_with(
+            "glue-customer-password",
+            "PATCH",
+            &path,
+            Some(change),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, text.as_str()),
+        (
+            403,
+            r#"{"errors":[{"status":403,"code":"5900","detail":"X-MFA-Code header is missing."}]}"#
+        )
+    );
+    let trigger = "{\n  \"data\": {\n    \"type\": \"multi-factor-auth-trigger\",\n    \"attributes\": {\n      \"type\": \"email\"\n    }\n  }\n}";
+    let (status, text) = lambda
+        .call_with(
+            "glue-mfa-trigger",
+            "POST",
+            "/multi-factor-auth-trigger",
+            Some(trigger),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (204, ""));
+    let code = emailed_code(&email, 2).await;
+    let (status, text) = lambda
+        .call_with(
+            "glue-customer-password",
+            "PATCH",
+            &path,
+            Some(change),
+            &[
+                ("authorization", &auth),
+                ("x-mfa-code", &code),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 204, "{text}");
+    let (status, _) = lambda
+        .call_with(
+            "glue-mfa-types",
+            "GET",
+            "/multi-factor-auth-types",
+            None,
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(
+        status, 401,
+        "every session was revoked with the password change"
+    );
+    let body = json!({"data": {"type": "access-tokens", "attributes": {"username": email, "password": "NewPass456!"}}});
+    let (status, _) = lambda
+        .call_with(
+            "glue-access-tokens",
+            "POST",
+            "/access-tokens",
+            Some(&body.to_string()),
+            &[("content-type", JSON_API)],
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_function_answers_its_event_and_refuses_malformed_ones() {
     let stack = Stack::new();
@@ -478,15 +682,21 @@ async fn every_function_answers_its_event_and_refuses_malformed_ones() {
         );
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap();
         if expected >= 400 {
-            assert!(body["message"].is_string(), "{}: {answer}", route.name);
+            assert!(
+                error_text(route.dialect, &body).is_some(),
+                "{}: {answer}",
+                route.name
+            );
         }
 
         let answer = lambda.invoke(route.name, &events.join("malformed.json"));
         assert_eq!(answer["statusCode"], 400, "{}: {answer}", route.name);
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
         assert_eq!(
-            body["message"],
-            "The event is not an API Gateway HTTP API (payload 2.0) request."
+            error_text(route.dialect, &body),
+            Some("The event is not an API Gateway HTTP API (payload 2.0) request."),
+            "{}",
+            route.name
         );
     }
 }

@@ -7,6 +7,7 @@
 )]
 
 mod aws;
+mod glue;
 mod lambda;
 mod magento;
 mod openapi;

@@ -66,8 +66,9 @@ fn path_parameters_are_declared() {
                 })
                 .unwrap_or_default();
             assert_eq!(in_path, declared, "{method} {path}");
+            let responses = op["responses"].as_object().unwrap();
             assert!(
-                op["responses"]["200"].is_object(),
+                responses.keys().any(|code| code.starts_with('2')),
                 "{method} {path} documents its success"
             );
         }

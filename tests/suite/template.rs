@@ -172,12 +172,12 @@ fn every_route_has_its_function_in_the_template() {
         let actions = t.actions(&id);
         assert_eq!(
             actions.contains("ses:SendEmail"),
-            route.sends == Sends::Email,
+            matches!(route.sends, Sends::Email | Sends::EmailAndSms),
             "{id}: only functions that send mail may use SES"
         );
         assert_eq!(
             actions.contains("sns:Publish"),
-            route.sends == Sends::Sms,
+            matches!(route.sends, Sends::Sms | Sends::EmailAndSms),
             "{id}: only functions that send SMS may use SNS"
         );
         let writes = [

@@ -89,6 +89,9 @@ pub enum UserCommand {
     Disable { login: String },
     /// Revoke every token issued to the user so far.
     RevokeTokens { login: String },
+    /// Switch every second factor of the user off (email and SMS codes, the authenticator app;
+    /// Glue's MFA types) and revoke their tokens: for a user who lost theirs.
+    ResetMfa { login: String },
 }
 
 /// Where a new password comes from: a prompt (the default, at a terminal), standard input, or
@@ -265,8 +268,15 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             let user = accounts::create(db, &app.hasher, &app.keys.sealer, rng, new, VIA)
                 .await
                 .map_err(describe)?;
+            let reference = match user.role {
+                Role::Customer => format!(
+                    ", Glue customer reference {}--{}",
+                    app.config.glue.customer_reference_prefix, user.id
+                ),
+                Role::Admin => String::new(),
+            };
             println!(
-                "created {} {} ({}, id {})",
+                "created {} {} ({}, id {}{reference})",
                 user.role, user.username, user.email, user.id
             );
         }
@@ -357,6 +367,16 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 .await
                 .map_err(describe)?;
             println!("{login} disabled; every token of theirs is revoked");
+        }
+        UserCommand::ResetMfa { login } => {
+            let user = accounts::find(db, &login)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("no such user")?;
+            accounts::reset_second_factors(db, user.id, VIA)
+                .await
+                .map_err(describe)?;
+            println!("every second factor of {login} is off; every token of theirs is revoked");
         }
         UserCommand::RevokeTokens { login } => {
             accounts::revoke_tokens_by_login(db, &login, VIA)

@@ -190,6 +190,8 @@ fn longest_token_secs(config: &Config) -> i64 {
         config.magento.admin_token_secs,
         config.magento.customer_token_secs,
         config.magento.tfa_token_secs,
+        config.glue.customer_sessions.access_secs,
+        config.glue.backoffice_sessions.access_secs,
     ]
     .into_iter()
     .max()

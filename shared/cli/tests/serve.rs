@@ -1,6 +1,8 @@
 //! The real `latchkey` binary, driven as the README tells a new user to: `latchkey serve` on an
 //! empty data dir, the admin CLI beside it, the Magento admin 2FA flow with codes from
-//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys;
+//! `oathtool` and the token checked by PyJWT, a restart, and production refusing dev keys; the
+//! README's Glue MFA walk (codes from the outbox, the RS256 token checked by PyJWT against the
+//! served JWKS);
 //! `keys rotate` on a data dir and on an SSM parameter (moto_server).
 #![allow(
     clippy::unwrap_used,
@@ -18,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_tests::free_port;
-use latchkey_tests::independent::pyjwt_verify_magento;
+use latchkey_tests::independent::{pyjwt_verify_jwks, pyjwt_verify_magento};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -106,15 +108,32 @@ fn request(
     body: Option<&str>,
     bearer: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    request_with(port, method, path, body, &headers)
+}
+
+/// [`request`] with any headers.
+fn request_with(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(20)))?;
     let body = body.unwrap_or("");
-    let auth = bearer
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
+    let headers: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )?;
     let mut raw = String::new();
@@ -525,7 +544,8 @@ fn keys_rotate_keeps_retired_keys_published_until_publish_until() {
     let (ok, out, err) = keys_cli(
         dir.path(),
         &["rotate"],
-        &[("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES", "90")],
+        // Longer than every other lifetime (Glue's access tokens: 8 hours by default).
+        &[("LATCHKEY_MAGENTO_ADMIN_TOKEN_MINUTES", "600")],
     );
     assert!(ok, "{out}{err}");
     let again = KeySetFile::from_json(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -535,7 +555,7 @@ fn keys_rotate_keeps_retired_keys_published_until_publish_until() {
     assert_eq!(again.hmac.active, "2");
     assert_eq!(again.sealing.active, "k1", "sealing only when asked");
     let hmac_until = again.hmac.keys[0].publish_until.unwrap();
-    assert!(hmac_until >= started + 90 * 60 && hmac_until <= now() as i64 + 90 * 60);
+    assert!(hmac_until >= started + 600 * 60 && hmac_until <= now() as i64 + 600 * 60);
     assert_eq!(
         again.signing.keys.len(),
         7,
@@ -927,4 +947,109 @@ fn the_cli_reads_passwords_from_stdin_and_never_guesses() {
     );
     assert_eq!(token("flagged", "a newer horse battery"), 200);
     assert_eq!(token("flagged", "flagged horse battery"), 401);
+}
+
+/// The README's Glue walk, against the real binary: codes from the outbox, the access token
+/// checked by PyJWT against the JWKS the server publishes.
+#[test]
+fn the_readme_glue_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let (ok, out) = cli(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "sonia@example.com",
+            "--email",
+            "sonia@example.com",
+            "--password",
+            "oldPass123",
+            "--role",
+            "customer",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains("Glue customer reference DE--1"), "{out}");
+    let json_api = [("Content-Type", "application/vnd.api+json")];
+    let (status, body) = request_with(
+        server.port,
+        "POST",
+        "/access-tokens",
+        Some(r#"{"data":{"type":"access-tokens","attributes":{"username":"sonia@example.com","password":"oldPass123"}}}"#),
+        &json_api,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["data"]["attributes"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, jwks) = request(server.port, "GET", "/.well-known/jwks.json", None, None).unwrap();
+    let claims = pyjwt_verify_jwks(
+        &token,
+        &serde_json::from_str(&jwks).unwrap(),
+        "frontend",
+        "http://127.0.0.1:8080",
+    );
+    assert!(
+        claims["sub"]
+            .as_str()
+            .unwrap()
+            .contains(r#""customer_reference":"DE--1""#)
+    );
+
+    let code = || {
+        let (_, outbox) = request(server.port, "GET", "/_dev/outbox.json", None, None).unwrap();
+        let newest = serde_json::from_str::<Value>(&outbox).unwrap()[0]["body"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let at = newest.find("code: ").unwrap() + 6;
+        newest[at..at + 6].to_owned()
+    };
+    let auth = format!("Bearer {token}");
+    let send = |method: &str, path: &str, body: &str, code: Option<&str>| {
+        let mut headers = vec![
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        if let Some(code) = code {
+            headers.push(("X-MFA-Code", code));
+        }
+        request_with(server.port, method, path, Some(body), &headers).unwrap()
+    };
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-type-activate",
+        r#"{"data":{"type":"multi-factor-auth-type-activate","attributes":{"type":"email"}}}"#,
+        None,
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-type-verify",
+        r#"{"data":{"type":"multi-factor-auth-type-verify","attributes":{"type":"email"}}}"#,
+        Some(&code()),
+    );
+    assert_eq!(status, 204, "{body}");
+    let change = r#"{"data":{"type":"customer-password","attributes":{"password":"oldPass123","newPassword":"NewPass456!","confirmPassword":"NewPass456!"}}}"#;
+    let (status, body) = send("PATCH", "/customer-password/DE--1", change, None);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            403,
+            r#"{"errors":[{"status":403,"code":"5900","detail":"X-MFA-Code header is missing."}]}"#
+        )
+    );
+    let (status, body) = send(
+        "POST",
+        "/multi-factor-auth-trigger",
+        r#"{"data":{"type":"multi-factor-auth-trigger","attributes":{"type":"email"}}}"#,
+        None,
+    );
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (status, body) = send("PATCH", "/customer-password/DE--1", change, Some(&code()));
+    assert_eq!(status, 204, "{body}");
 }

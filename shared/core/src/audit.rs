@@ -17,6 +17,7 @@ pub enum Event {
     TokensRevoked,
     UserCreated,
     UserChanged,
+    UserDeleted,
     IntegrationCreated,
     IntegrationDeleted,
 }
@@ -35,6 +36,7 @@ impl Event {
             Event::TokensRevoked => "tokens_revoked",
             Event::UserCreated => "user_created",
             Event::UserChanged => "user_changed",
+            Event::UserDeleted => "user_deleted",
             Event::IntegrationCreated => "integration_created",
             Event::IntegrationDeleted => "integration_deleted",
         }

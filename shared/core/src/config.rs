@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use crate::crypto::SecretString;
 
 use crate::forwarded::TrustedProxies;
+mod glue;
+pub use glue::{GlueConfig, MfaType, Protected};
+
 use crate::identity::limits::Window;
 use crate::identity::signin::Policy;
 use crate::identity::users::Budget;
@@ -132,6 +135,91 @@ pub const SETTINGS: &[Setting] = &[
         default: "default",
         doc: "Store codes accepted in `/rest/<store_code>/V1/` (comma separated; `all` is always accepted).",
     },
+    Setting {
+        name: "LATCHKEY_GLUE_TOKEN_ALG",
+        default: "RS256",
+        doc: "Algorithm of Glue access tokens: `RS256` (as Spryker) or `EdDSA`. Their public keys are in the JWKS.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_AUDIENCE",
+        default: "frontend",
+        doc: "`aud` of Glue customer access tokens (Spryker's OAuth client id).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_BACKOFFICE_AUDIENCE",
+        default: "backoffice",
+        doc: "`aud` of back-office access tokens (`POST /token`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_ACCESS_TOKEN_SECONDS",
+        default: "28800",
+        doc: "Lifetime of Glue access tokens (`expiresIn`), 60 to 86400 seconds.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_REFRESH_TOKEN_SECONDS",
+        default: "2592000",
+        doc: "How long a Glue refresh token may wait to be used (`refreshTokenExpiresIn`); each use gives a new one.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_SESSION_DAYS",
+        default: "90",
+        doc: "Absolute lifetime of a Glue session: however often its refresh token is used, it ends this many days after sign-in.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CUSTOMER_REFERENCE_PREFIX",
+        default: "DE",
+        doc: "Customer references are `<prefix>--<user id>` (Spryker's `DE--42`); letters and digits only.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_MFA_TYPES",
+        default: "email,totp,sms",
+        doc: "MFA types offered to Glue clients, in the order `GET /multi-factor-auth-types` lists them (`email`, `totp`, `sms`).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PROTECTED",
+        default: "PATCH customer-password,PATCH customers,DELETE customers",
+        doc: "Glue resources that need a valid `X-MFA-Code` once the caller has an enabled MFA type: `METHOD resource` or `resource` (every method but GET), comma separated.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_MINUTES",
+        default: "30",
+        doc: "Life of an MFA code (1-30), and so the grace period in which a verified code keeps opening protected resources.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_TRIES",
+        default: "3",
+        doc: "Wrong tries (1-5) after which an MFA code is blocked; a new code keeps the count until the blocked one expires.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SEND_WINDOW_MINUTES",
+        default: "15",
+        doc: "Window of the MFA code send limits below.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_ACCOUNT",
+        default: "5",
+        doc: "MFA codes one account may be sent per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_DESTINATION",
+        default: "5",
+        doc: "MFA codes one email address or phone number may be sent per window.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_PER_IP",
+        default: "20",
+        doc: "MFA codes requests from one client IP may cause per window and channel.",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_CODE_SENDS_GLOBAL",
+        default: "1000",
+        doc: "MFA codes the whole deployment sends per window and channel (the guard against SMS pumping).",
+    },
+    Setting {
+        name: "LATCHKEY_GLUE_PASSWORD_MIN_LENGTH",
+        default: "8",
+        doc: "Shortest new password `PATCH /customer-password` accepts (8-128; Spryker's other rules apply too: upper and lower case, a digit, a special character).",
+    },
 ];
 
 /// Settings read outside the core: by the `latchkey` binary and by the Lambda glue.
@@ -227,6 +315,7 @@ pub struct Config {
     /// The bound on password hashing.
     pub hashing: HashLimits,
     pub magento: MagentoConfig,
+    pub glue: glue::GlueConfig,
 }
 
 /// How many password hashes run at once, and how long a request waits for a turn.
@@ -359,6 +448,8 @@ impl Config {
             window_secs: None,
             block_secs: lockout_secs,
         };
+        let glue =
+            glue::GlueConfig::parse(&get, lockout, ip_attempts, ip_window_secs, &public_url)?;
         Ok(Config {
             environment,
             deployment,
@@ -398,6 +489,7 @@ impl Config {
                 tfa_token_secs: minutes(get("LATCHKEY_MAGENTO_TFA_TOKEN_MINUTES"), 1, 60 * 24)?,
                 store_codes,
             },
+            glue,
         })
     }
 
@@ -452,6 +544,7 @@ impl Config {
                 tfa_token_secs: 3600,
                 store_codes: ["default", "all"].into_iter().map(String::from).collect(),
             },
+            glue: glue::GlueConfig::fallback(),
         }
     }
 }
@@ -614,14 +707,18 @@ impl Deployment {
     }
 }
 
-fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
+pub(crate) fn bad(name: &'static str, value: &str, reason: &str) -> ConfigError {
     ConfigError {
         name,
         reason: format!("{reason} (got `{value}`)"),
     }
 }
 
-fn number<T>((name, value): (&'static str, String), min: T, max: T) -> Result<T, ConfigError>
+pub(crate) fn number<T>(
+    (name, value): (&'static str, String),
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
 {

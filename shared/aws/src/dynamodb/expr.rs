@@ -112,6 +112,11 @@ impl Expr {
                 self.never()
             };
         }
+        // Every part is parenthesised already; DynamoDB refuses `((...))` ("redundant
+        // parentheses"), so a single part stands alone.
+        if let [single] = parts.as_slice() {
+            return single.clone();
+        }
         format!("({})", parts.join(sep))
     }
 
@@ -219,6 +224,20 @@ mod tests {
             c.contains("attribute_exists(#n0) OR attribute_not_exists(#n0)"),
             "{c}"
         );
+    }
+
+    #[test]
+    fn a_combination_of_one_adds_no_parentheses() {
+        let one = Expr::default()
+            .cond(
+                &Cond::And(vec![Cond::Exists, Cond::Or(vec![Cond::eq("s", "on")])]),
+                1,
+            )
+            .unwrap();
+        let bare = Expr::default()
+            .cond(&Cond::And(vec![Cond::Exists, Cond::eq("s", "on")]), 1)
+            .unwrap();
+        assert_eq!(one, bare);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! below then say what else it must decide), and its table in [`TABLES`].
 
 pub mod core;
+pub mod glue;
 pub mod magento;
 
 use http::Method;
@@ -22,16 +23,21 @@ pub enum Dialect {
     Core,
     /// Magento 2 REST (`/rest/V1/...`, `/rest/<store_code>/V1/...`).
     Magento,
+    /// Spryker Glue (JSON:API) at the root: `/access-tokens`, `/refresh-tokens`,
+    /// `/multi-factor-auth-*`, `/customers`, `/customer-password`, `/token`.
+    Glue,
 }
 
 /// Every dialect's routes.
-pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES];
+pub static TABLES: &[&[Route]] = &[core::ROUTES, magento::ROUTES, glue::ROUTES];
 
 impl Dialect {
     /// Which dialect's error shape a path gets when no route matched it.
     pub fn of_path(path: &str) -> Dialect {
         if path.starts_with("/rest/") {
             Dialect::Magento
+        } else if glue::owns_path(path) {
+            Dialect::Glue
         } else {
             Dialect::Core
         }
@@ -42,6 +48,7 @@ impl Dialect {
         match self {
             Dialect::Core => None,
             Dialect::Magento => magento::admit(app, call),
+            Dialect::Glue => None,
         }
     }
 
@@ -50,6 +57,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::not_found(),
             Dialect::Magento => magento::not_found(),
+            Dialect::Glue => glue::not_found(),
         }
     }
 
@@ -58,6 +66,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::wrong_method(allowed),
             Dialect::Magento => magento::not_found(),
+            Dialect::Glue => glue::wrong_method(allowed),
         }
     }
 
@@ -65,6 +74,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::too_large(),
             Dialect::Magento => magento::too_large(),
+            Dialect::Glue => glue::too_large(),
         }
     }
 
@@ -73,6 +83,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::unavailable(),
             Dialect::Magento => magento::unavailable(),
+            Dialect::Glue => glue::unavailable(),
         }
     }
 
@@ -81,6 +92,7 @@ impl Dialect {
         match self {
             Dialect::Core => core::bad_request(why),
             Dialect::Magento => magento::bad_request(why),
+            Dialect::Glue => glue::bad_request(why),
         }
     }
 }

@@ -304,6 +304,168 @@ pub async fn revoke_tokens_by_login(
     revoke_tokens(db, user.id, via).await
 }
 
+/// Moves the user's email or SMS code factor to `to`, if it is in one of the states `from`, in
+/// one conditional write (so of parallel requests making the same move, one does). `Ok(None)`:
+/// the factor was in another state, nothing changed. Turning a factor on or off this way is the
+/// user's own doing, proven with a code of it: it revokes no token (an admin's reset does).
+pub async fn set_code_factor(
+    db: Db<'_>,
+    id: UserId,
+    factor: Factor,
+    from: &[CodeFactor],
+    to: CodeFactor,
+    via: &'static str,
+) -> Result<Option<User>, Error> {
+    let write = profile::code_factor_transition(id, factor, from, to, db.now())
+        .ok_or(Error::NotConfigured)?;
+    match db.apply(write).await {
+        Ok(item) => {
+            let event = match to {
+                CodeFactor::On => Event::FactorEnrolled,
+                CodeFactor::Off => Event::FactorReset,
+                CodeFactor::Pending => Event::UserChanged,
+            };
+            Audit::new(event, Outcome::Success, via)
+                .user(id)
+                .reason(factor.as_str())
+                .emit();
+            Ok(Some(User::try_from(&item)?))
+        }
+        Err(StoreError::ConditionFailed { current: Some(_) }) => Ok(None),
+        Err(StoreError::ConditionFailed { current: None }) => Err(Error::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Switches the user's active authenticator app off (the user's own doing, proven with one of
+/// its codes: no token is revoked). `Ok(None)`: it was not active, nothing changed.
+pub async fn disable_totp(
+    db: Db<'_>,
+    id: UserId,
+    via: &'static str,
+) -> Result<Option<User>, Error> {
+    match db.apply(profile::remove_active_totp(id, db.now())).await {
+        Ok(item) => {
+            Audit::new(Event::FactorReset, Outcome::Success, via)
+                .user(id)
+                .reason("totp")
+                .emit();
+            Ok(Some(User::try_from(&item)?))
+        }
+        Err(StoreError::ConditionFailed { current: Some(_) }) => Ok(None),
+        Err(StoreError::ConditionFailed { current: None }) => Err(Error::NotFound),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A change of a user's contact details by the user (`phone`: `Some(None)` removes it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Contact<'a> {
+    pub email: Option<&'a str>,
+    pub phone: Option<Option<&'a str>>,
+}
+
+/// Changes the user's email (and, where the username is the email, the username with it) and
+/// phone number, claiming the new login in the same transaction that gives up the old one.
+/// Removing the phone switches SMS codes off. Made by the user with a second factor, this
+/// revokes no token.
+pub async fn change_contact(
+    db: Db<'_>,
+    id: UserId,
+    contact: Contact<'_>,
+    via: &'static str,
+) -> Result<User, Error> {
+    if let Some(email) = contact.email {
+        users::check_email(email.trim())?;
+    }
+    if let Some(Some(phone)) = contact.phone {
+        users::check_phone(phone)?;
+    }
+    for _ in 0..3 {
+        let user = get(db, id).await?.ok_or(Error::NotFound)?;
+        let mut changes = profile::Changes::new();
+        if let Some(phone) = contact.phone {
+            changes = changes.phone(phone);
+            if phone.is_none() {
+                changes = changes.sms_otp(CodeFactor::Off);
+            }
+        }
+        let email = contact
+            .email
+            .map(str::trim)
+            .filter(|e| users::normalize_login(e) != users::normalize_login(&user.email));
+        let Some(email) = email else {
+            return change(db, id, changes, Event::UserChanged, via, "contact").await;
+        };
+        let username =
+            if users::normalize_login(&user.username) == users::normalize_login(&user.email) {
+                email.to_owned()
+            } else {
+                user.username.clone()
+            };
+        users::check_username(&username, email)?;
+        let write = changes.username(&username).email(email).write_if(
+            id,
+            db.now(),
+            profile::logins_unchanged(&user),
+        );
+        let ops = login::change_ops(&user, &username, email, write);
+        let last = ops.len().saturating_sub(1);
+        let claimed = |index: usize| matches!(ops.get(index), Some(crate::store::TxOp::Put { .. }));
+        match db.store.transact(ops.clone(), db.now()).await {
+            Ok(()) => {
+                Audit::new(Event::UserChanged, Outcome::Success, via)
+                    .user(id)
+                    .reason("contact")
+                    .emit();
+                return get(db, id).await?.ok_or(Error::NotFound);
+            }
+            Err(StoreError::TxConditionFailed { index }) if claimed(index) => {
+                return Err(Error::Taken(Taken::Login));
+            }
+            // The profile or a pointer changed under us: read again.
+            Err(StoreError::TxConditionFailed { index }) if index <= last => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Busy("contact change raced".into()).into())
+}
+
+/// Deletes a user: the profile and its login pointers. Every token of theirs stops working (a
+/// dialect may still tell a holder of one that the user is gone).
+pub async fn delete(db: Db<'_>, id: UserId, via: &'static str) -> Result<(), Error> {
+    for _ in 0..3 {
+        let user = get(db, id).await?.ok_or(Error::NotFound)?;
+        match db.store.transact(login::delete_ops(&user), db.now()).await {
+            Ok(()) => {
+                Audit::new(Event::UserDeleted, Outcome::Success, via)
+                    .user(id)
+                    .emit();
+                return Ok(());
+            }
+            Err(StoreError::TxConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Busy("delete raced".into()).into())
+}
+
+/// Switches every second factor of the user off (email and SMS codes, the authenticator app):
+/// what an admin does for a user who lost theirs. Revokes every earlier token.
+pub async fn reset_second_factors(
+    db: Db<'_>,
+    id: UserId,
+    via: &'static str,
+) -> Result<User, Error> {
+    let changes = profile::Changes::new()
+        .email_otp(CodeFactor::Off)
+        .sms_otp(CodeFactor::Off)
+        .totp(&Totp::None)
+        .clear_budgets(&[Factor::Totp, Factor::Email, Factor::Sms])
+        .revoke_tokens();
+    change(db, id, changes, Event::FactorReset, via, "all").await
+}
+
 /// An authenticator secret being shown to its owner.
 pub struct TotpSetup {
     pub secret: TotpSecret,

@@ -416,6 +416,55 @@ impl Codes<'_> {
         Ok(Verified { first_time })
     }
 
+    /// When the live code (or [`Codes::mark`]) of each of `slots` (a channel's name, or a name
+    /// of the dialect's own) for user `uid` was issued; `None` where there is none. One read.
+    pub async fn issued_at(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        slots: &[&str],
+    ) -> Result<Vec<Option<i64>>, Error> {
+        let subject = uid.to_string();
+        let keys: Vec<_> = slots
+            .iter()
+            .map(|slot| record::key(&subject, purpose, slot))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = self.db.store.get_many(&keys, self.db.now()).await?;
+        Ok(items
+            .iter()
+            .map(|item| item.as_ref().map(record::issued_at))
+            .collect())
+    }
+
+    /// Records that a code of a kind no message carries (the authenticator app's) was asked for
+    /// now, in `slot` (never a channel's), for `ttl_secs` (capped like a code's).
+    pub async fn mark(
+        &self,
+        uid: UserId,
+        purpose: &'static str,
+        slot: &str,
+        ttl_secs: i64,
+    ) -> Result<(), Error> {
+        if slot == Channel::Email.as_str() || slot == Channel::Sms.as_str() {
+            return Err(Error::Fault(super::Fault::Store(StoreError::Invalid(
+                "a mark may not take a channel's slot".into(),
+            ))));
+        }
+        let now = self.db.now();
+        let key = record::key(&uid.to_string(), purpose, slot);
+        self.db
+            .apply(record::mark(
+                key,
+                now,
+                now + ttl_secs.clamp(1, MAX_TTL_SECS),
+            ))
+            .await?;
+        Ok(())
+    }
+
     /// Invalidates the live code of `purpose` on `channel` (e.g. once the factor it confirmed is
     /// switched off). No code: nothing to do.
     pub async fn invalidate(

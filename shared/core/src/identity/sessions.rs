@@ -113,7 +113,7 @@ struct Parsed<'t> {
 }
 
 /// The user a session id belongs to: sids are `<uid>-<random>`.
-fn uid_of_sid(sid: &str) -> Option<UserId> {
+pub fn uid_of_sid(sid: &str) -> Option<UserId> {
     sid.split_once('-')?.0.parse().ok()
 }
 
@@ -235,6 +235,7 @@ impl Sessions<'_> {
 
     /// Checks an access token of `policy`'s dialect: signature (the pinned algorithm, a published
     /// key), time claims, issuer and audience, then the user and the family, in one read.
+    /// [`Error::NotFound`] when the token and its session are good but the user was deleted.
     pub async fn authenticate(&self, token: &str, policy: &Policy) -> Result<Session, Error> {
         let expect = Expect {
             iss: Some(&policy.issuer),
@@ -257,6 +258,13 @@ impl Sessions<'_> {
                     && user.honours(family.token_gen) =>
             {
                 Ok(Session { user, claims })
+            }
+            // An authentic token of a live session whose user has since been deleted: the
+            // dialect may say so (the token proves it was issued to that user).
+            (None, Some(family))
+                if !family.revoked && family.audience == policy.client && family.uid == uid =>
+            {
+                Err(Error::NotFound)
             }
             _ => Err(Error::InvalidToken),
         }

@@ -151,6 +151,78 @@ impl SignIn<'_> {
         Ok(())
     }
 
+    /// Confirms the password of a signed-in user (e.g. before it is changed): the attempt is
+    /// reserved against the password's budget and the address's limits, as at sign-in.
+    pub async fn confirm_password(
+        &self,
+        id: UserId,
+        password: &str,
+        origin: Origin,
+    ) -> Result<(), Error> {
+        let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
+        self.admit(origin).await?;
+        let slot = self.hasher.slot().await.map_err(Fault::from)?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Password,
+            &self.policy.password,
+            profile::Guard::Exists,
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::NoUser | Reservation::Refused(_) => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                fail("locked").user(id).emit();
+                return Err(Error::Locked { until });
+            }
+        };
+        if !verify_password(slot, password, &user.password_hash).await? || !user.active {
+            self.report_failure(&user, Factor::Password, origin);
+            fail("bad_password").user(id).emit();
+            return Err(Error::InvalidCredentials);
+        }
+        self.release_ip(origin).await?;
+        self.clear(&user, &[Factor::Password]).await
+    }
+
+    /// Checks a code of the user's active authenticator app as a second factor on its own (the
+    /// user is signed in already and proves the factor again, e.g. for a protected action):
+    /// reserved against the authenticator's budget, a step accepted once.
+    pub async fn verify_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
+        self.admit_second_factor(origin).await?;
+        let user = match limits::reserve(
+            self.db,
+            &profile::key(id),
+            Factor::Totp,
+            &self.policy.second_factor,
+            profile::Guard::Totp(TotpStage::Active),
+            &[],
+        )
+        .await?
+        {
+            Reservation::Granted(user) => *user,
+            Reservation::Refused(_) => return Err(Error::NotConfigured),
+            Reservation::NoUser => return Err(Error::NotFound),
+            Reservation::Locked { until } => {
+                audit(Event::SecondFactor, Outcome::Failure, origin)
+                    .user(id)
+                    .reason("locked")
+                    .emit();
+                return Err(Error::Locked { until });
+            }
+        };
+        self.accept_totp(&user, code, TotpStage::Active, &[Factor::Totp], origin)
+            .await?;
+        audit(Event::SecondFactor, Outcome::Success, origin)
+            .user(id)
+            .reason("totp")
+            .emit();
+        Ok(())
+    }
+
     /// The per-address limits: a window of attempts, a budget of failures.
     async fn admit(&self, origin: Origin) -> Result<(), Error> {
         let subject = rate::ip_subject(origin.ip);

@@ -132,3 +132,18 @@ pub fn consume(key: Key, id: &str) -> (Key, Cond) {
 pub fn withdraw(key: Key, id: &str) -> (Key, Cond) {
     (key, Cond::eq(attr::ID, id))
 }
+
+/// A slot without a code, recording only when a code of another kind (one the user's
+/// authenticator app makes) was asked for; it expires like a code.
+pub fn mark(key: Key, now: i64, expires_at: i64) -> Write {
+    Write::new(
+        key,
+        Update::new().set(attr::CREATED, now).expire_at(expires_at),
+        Cond::Always,
+    )
+}
+
+/// When the slot's code (or mark) was issued.
+pub fn issued_at(item: &Item) -> i64 {
+    item.num(attr::CREATED).unwrap_or(0)
+}

@@ -3,7 +3,7 @@
 
 use super::{corrupt, number};
 use crate::identity::users::{User, UserId, normalize_login};
-use crate::store::{Cond, Item, Key, StoreError, TxOp};
+use crate::store::{Cond, Item, Key, StoreError, TxOp, Write};
 
 const UID: &str = "uid";
 
@@ -40,6 +40,54 @@ pub fn create_ops(user: &User) -> Vec<TxOp> {
     ops.push(TxOp::Put {
         item: Item::from(user),
         cond: Cond::NotExists,
+    });
+    ops
+}
+
+/// The transaction that changes a user's username and email (`profile` is the profile's write,
+/// conditional on its logins being unchanged): pointers of logins the user gives up are deleted
+/// (only if still the user's), new ones claimed (only if free). Fails at the index of the
+/// first pointer already taken.
+pub fn change_ops(user: &User, username: &str, email: &str, profile: Write) -> Vec<TxOp> {
+    let old: Vec<String> = logins(user).into_iter().map(normalize_login).collect();
+    let (username, email) = (normalize_login(username), normalize_login(email));
+    let mut new = vec![email.clone()];
+    if username != email {
+        new.insert(0, username);
+    }
+    let mut ops: Vec<TxOp> = new
+        .iter()
+        .filter(|l| !old.contains(l))
+        .map(|login| TxOp::Put {
+            item: Item::new(key(login)).with(UID, number(user.id)),
+            cond: Cond::NotExists,
+        })
+        .collect();
+    ops.extend(
+        old.iter()
+            .filter(|l| !new.contains(l))
+            .map(|login| TxOp::Delete {
+                key: key(login),
+                cond: Cond::eq(UID, number(user.id)),
+            }),
+    );
+    ops.push(profile.into_op());
+    ops
+}
+
+/// The transaction that deletes a user: its login pointers (only if still its own) and its
+/// profile.
+pub fn delete_ops(user: &User) -> Vec<TxOp> {
+    let mut ops: Vec<TxOp> = logins(user)
+        .into_iter()
+        .map(|login| TxOp::Delete {
+            key: key(login),
+            cond: Cond::eq(UID, number(user.id)),
+        })
+        .collect();
+    ops.push(TxOp::Delete {
+        key: super::profile::key(user.id),
+        cond: Cond::Exists,
     });
     ops
 }

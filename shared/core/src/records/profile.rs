@@ -308,6 +308,63 @@ fn set_totp(update: Update, totp: &Totp) -> Update {
     }
 }
 
+/// The attribute of a code factor's state.
+fn code_factor_attr(factor: Factor) -> Option<&'static str> {
+    match factor {
+        Factor::Email => Some(attr::EMAIL_OTP),
+        Factor::Sms => Some(attr::SMS_OTP),
+        Factor::Password | Factor::Totp => None,
+    }
+}
+
+/// Moves a code factor (email or SMS) to `to` if it is in one of the states `from` (a missing
+/// attribute is `Off`): of any number of parallel requests making the same move, one applies.
+/// `None` for factors that are not delivered by code.
+pub fn code_factor_transition(
+    id: UserId,
+    factor: Factor,
+    from: &[CodeFactor],
+    to: CodeFactor,
+    now: i64,
+) -> Option<Write> {
+    let name = code_factor_attr(factor)?;
+    let mut any = Vec::new();
+    for state in from {
+        any.push(Cond::eq(name, code_factor_str(*state)));
+        if *state == CodeFactor::Off {
+            any.push(Cond::missing(name));
+        }
+    }
+    Some(Write::new(
+        key(id),
+        Update::new()
+            .set(name, code_factor_str(to))
+            .set(attr::UPDATED, now),
+        Cond::And(vec![Cond::Exists, Cond::Or(any)]),
+    ))
+}
+
+/// That the profile still has this username and email (for a change of either, made in the
+/// same transaction as the login pointers'.
+pub fn logins_unchanged(user: &User) -> Cond {
+    Cond::And(vec![
+        Cond::Exists,
+        Cond::eq(attr::USERNAME, user.username.as_str()),
+        Cond::eq(attr::EMAIL, user.email.as_str()),
+    ])
+}
+
+/// Removes the authenticator secret if it is active (the user switching the app off with one
+/// of its codes): of parallel requests, one applies.
+pub fn remove_active_totp(id: UserId, now: i64) -> Write {
+    let update = budget_names(Factor::Totp).clear(set_totp(Update::new(), &Totp::None));
+    Write::new(
+        key(id),
+        update.set(attr::UPDATED, now),
+        Guard::Totp(TotpStage::Active).cond(),
+    )
+}
+
 /// Changes to an existing profile, built up and applied as one conditional write.
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
@@ -336,6 +393,16 @@ impl Changes {
 
     pub fn tfa_enabled(mut self, on: bool) -> Self {
         self.update = self.update.set(attr::TFA, on);
+        self
+    }
+
+    pub fn username(mut self, username: &str) -> Self {
+        self.update = self.update.set(attr::USERNAME, username);
+        self
+    }
+
+    pub fn email(mut self, email: &str) -> Self {
+        self.update = self.update.set(attr::EMAIL, email);
         self
     }
 
@@ -379,6 +446,11 @@ impl Changes {
     /// The write, stamped with the time of the change, applying only to an existing user.
     pub fn write(self, id: UserId, now: i64) -> Write {
         Write::new(key(id), self.update.set(attr::UPDATED, now), Cond::Exists)
+    }
+
+    /// The write, stamped, applying only where `cond` holds.
+    pub fn write_if(self, id: UserId, now: i64, cond: Cond) -> Write {
+        Write::new(key(id), self.update.set(attr::UPDATED, now), cond)
     }
 
     /// The write without the change stamp (sign-in bookkeeping is not a change of the user).
@@ -549,6 +621,28 @@ mod tests {
         let after = User::try_from(&new.update.apply(&key(7), Some(&item))).unwrap();
         assert_eq!(after.totp_last_step, Some(56));
         assert_eq!(after.budgets.totp, Failures::default());
+    }
+
+    #[test]
+    fn code_factor_transitions_apply_from_the_named_states_only() {
+        let mut u = user(); // email on, sms pending
+        u.email_otp = CodeFactor::Off;
+        let item = Item::from(&u);
+        let on =
+            code_factor_transition(7, Factor::Email, &[CodeFactor::Off], CodeFactor::Pending, 5)
+                .unwrap();
+        assert!(on.cond.holds(Some(&item)));
+        let mut bare = item.clone();
+        bare.attrs.remove(attr::EMAIL_OTP);
+        assert!(on.cond.holds(Some(&bare)), "a missing state is off");
+        let after = User::try_from(&on.update.apply(&key(7), Some(&item))).unwrap();
+        assert_eq!(after.email_otp, CodeFactor::Pending);
+        assert!(!on.cond.holds(Some(&Item::from(&after))), "applies once");
+        let sms = code_factor_transition(7, Factor::Sms, &[CodeFactor::Pending], CodeFactor::On, 5)
+            .unwrap();
+        assert!(sms.cond.holds(Some(&item)));
+        assert!(code_factor_transition(7, Factor::Totp, &[], CodeFactor::On, 5).is_none());
+        assert!(!on.cond.holds(None), "no user, no transition");
     }
 
     #[test]

@@ -1,0 +1,5 @@
+//! `POST /access-tokens` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("glue-access-tokens")
+}

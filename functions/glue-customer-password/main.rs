@@ -1,0 +1,5 @@
+//! `PATCH /customer-password/{customerReference}` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("glue-customer-password")
+}

@@ -1,0 +1,5 @@
+//! `POST /token` as a Lambda function.
+
+fn main() -> std::process::ExitCode {
+    latchkey_aws::lambda::main("glue-token")
+}
