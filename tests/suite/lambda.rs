@@ -478,8 +478,7 @@ fn error_text(dialect: Dialect, body: &Value) -> Option<&str> {
         Dialect::Glue => body["errors"][0]["detail"]
             .as_str()
             .or_else(|| body["error_description"].as_str()),
-        Dialect::Core => body["message"].as_str(),
-        Dialect::Magento => body["message"].as_str(),
+        Dialect::Core | Dialect::Magento | Dialect::Wizard => body["message"].as_str(),
     }
 }
 

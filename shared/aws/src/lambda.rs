@@ -244,6 +244,7 @@ mod tests {
         let outbox = Arc::new(RecordingOutbox::default());
         let rng = SeededRng::new(1);
         let app = App::new(Deps {
+            recaptcha: Arc::new(latchkey_core::ports::FakeRecaptcha::refusing()),
             store: Arc::new(Stalled),
             mailer: outbox.clone(),
             sms: outbox,

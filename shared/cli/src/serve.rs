@@ -131,7 +131,7 @@ impl Server {
                 "application/json",
             ),
             // The wizard's sign-in page: local only (a storefront serves its own in production).
-            (&Method::GET, "/signin", _) => web::with_type(
+            ("/signin", _) if req.method() == Method::GET => web::with_type(
                 StatusCode::OK,
                 Bytes::from_static(SIGNIN_PAGE.as_bytes()),
                 "text/html; charset=utf-8",

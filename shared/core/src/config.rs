@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use crate::crypto::SecretString;
 
 use crate::crypto::keys::SigningAlg;
-use crate::identity::codes::{self, SendLimits, Use};
 use crate::forwarded::TrustedProxies;
+use crate::identity::codes::{self, SendLimits, Use};
 mod glue;
 pub use glue::{GlueConfig, MfaType, Protected};
 

@@ -209,9 +209,10 @@ impl GlueError {
         let grant =
             |description: &str| Self::oauth(StatusCode::BAD_REQUEST, "invalid_grant", description);
         match e {
-            Error::InvalidCredentials | Error::PasswordResetRequired | Error::NotFound => {
-                grant("The user credentials were incorrect.")
-            }
+            Error::InvalidCredentials
+            | Error::PasswordResetRequired
+            | Error::NotFound
+            | Error::Flow(_) => grant("The user credentials were incorrect."),
             Error::InvalidToken | Error::TokenExpired => grant("The refresh token is invalid."),
             Error::Locked { until } | Error::RateLimited { until } => {
                 let mut err = Self::oauth(
@@ -327,6 +328,8 @@ impl From<Error> for GlueError {
                 Self::coded(StatusCode::UNPROCESSABLE_ENTITY, EMAIL_TAKEN)
             }
             Error::NotFound => Self::coded(StatusCode::NOT_FOUND, CUSTOMERS_NOT_FOUND),
+            // Glue has no multi-step flows: none of its routes gets here.
+            Error::Flow(_) => Self::not_found(),
             Error::SendFailed { retryable } => {
                 tracing::warn!(retryable, "code not sent");
                 Self::coded(StatusCode::SERVICE_UNAVAILABLE, SENDING_FAILED)
