@@ -236,7 +236,9 @@ mod tests {
         assert_eq!(before, names.len());
         for r in all() {
             assert!(
-                r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                r.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
                 "{}",
                 r.name
             );
