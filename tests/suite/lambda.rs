@@ -19,7 +19,7 @@ use latchkey_core::routes;
 use latchkey_tests::free_port;
 use latchkey_tests::independent::{pyjwt_verify_jwks, pyjwt_verify_magento};
 use latchkey_tests::otp;
-use latchkey_tests::stores::{aws_env, namespace, ses_sent_to, verify_ses_sender};
+use latchkey_tests::stores::{aws_endpoint, aws_env, namespace, ses_sent_to, verify_ses_sender};
 use serde_json::{Value, json};
 
 const MAIL_FROM: &str = "latchkey@example.com";
@@ -479,6 +479,8 @@ fn error_text(dialect: Dialect, body: &Value) -> Option<&str> {
             .as_str()
             .or_else(|| body["error_description"].as_str()),
         Dialect::Core | Dialect::Magento | Dialect::Wizard => body["message"].as_str(),
+        // HTML pages: the caller reads the page instead.
+        Dialect::LinkPage => None,
     }
 }
 

@@ -245,6 +245,7 @@ mod tests {
         let rng = SeededRng::new(1);
         let app = App::new(Deps {
             recaptcha: Arc::new(latchkey_core::ports::FakeRecaptcha::refusing()),
+            link_queue: Arc::new(latchkey_core::ports::StreamQueue),
             store: Arc::new(Stalled),
             mailer: outbox.clone(),
             sms: outbox,

@@ -195,6 +195,25 @@ pub fn has_body(method: &Method) -> bool {
     )
 }
 
+/// Logs a failure of the machinery and returns the id the answer carries, so that a report of
+/// the answer finds its log line: `<prefix>-` and 12 hex digits (random, or a counter if the
+/// system's randomness fails; not security-relevant).
+pub fn report_fault(prefix: &str, fault: &dyn std::fmt::Display) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 6];
+    if getrandom::fill(&mut bytes).is_err() {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+        bytes.copy_from_slice(n.get(..6).unwrap_or(&[0; 6]));
+    }
+    let report = format!(
+        "{prefix}-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    tracing::error!(report_id = %report, error = %fault, "request failed");
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -193,8 +193,7 @@ impl GlueError {
             tracing::warn!(error = %fault, "store busy");
             return Self::plain(StatusCode::SERVICE_UNAVAILABLE, BUSY);
         }
-        let report = report_id();
-        tracing::error!(report_id = %report, error = %fault, "request failed");
+        let report = crate::web::report_fault("glue", fault);
         let status = StatusCode::INTERNAL_SERVER_ERROR;
         let mut e = object(status, None, INTERNAL);
         if let Value::Object(map) = &mut e {
@@ -364,21 +363,6 @@ impl IntoResponse for GlueError {
         let until = self.until;
         self.at(until.map_or(0, |u| u - 60))
     }
-}
-
-/// A short random id tying an answer to its log line.
-fn report_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 6];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes.copy_from_slice(&n.to_le_bytes()[..6]);
-    }
-    format!(
-        "glue-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
 }
 
 #[cfg(test)]

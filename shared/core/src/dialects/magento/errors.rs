@@ -125,8 +125,7 @@ impl MagentoError {
             busy.retry_after = Some(1);
             return busy;
         }
-        let report = report_id();
-        tracing::error!(report_id = %report, error = %fault, "request failed");
+        let report = crate::web::report_fault("webapi", fault);
         Self::with_parameters(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL, json!([report]))
     }
 }
@@ -203,22 +202,6 @@ impl From<crate::crypto::CryptoError> for MagentoError {
     fn from(e: crate::crypto::CryptoError) -> Self {
         MagentoError::fault(&Fault::Crypto(e))
     }
-}
-
-/// A short random id tying an answer to its log line. Not security-relevant, so a hash of the
-/// time and a counter does; it never fails.
-fn report_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 6];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes.copy_from_slice(&n.to_le_bytes()[..6]);
-    }
-    format!(
-        "webapi-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
 }
 
 #[cfg(test)]

@@ -160,8 +160,7 @@ impl WizardError {
             tracing::warn!(error = %fault, "store busy");
             return Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", BUSY);
         }
-        let report = report_id();
-        tracing::error!(report_id = %report, error = %fault, "request failed");
+        let report = crate::web::report_fault("wizard", fault);
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
@@ -251,21 +250,6 @@ impl From<crate::crypto::CryptoError> for WizardError {
     fn from(e: crate::crypto::CryptoError) -> Self {
         Self::fault(&Fault::Crypto(e))
     }
-}
-
-/// A short random id tying an answer to its log line (not security-relevant; never fails).
-fn report_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 6];
-    if getrandom::fill(&mut bytes).is_err() {
-        bytes.copy_from_slice(n.to_le_bytes().get(..6).unwrap_or(&[0; 6]));
-    }
-    format!(
-        "wizard-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
 }
 
 #[cfg(test)]
