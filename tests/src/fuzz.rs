@@ -93,15 +93,23 @@ impl Rig {
     }
 }
 
-/// A JSON answer (or an empty one) below 500.
+/// A JSON answer (or an empty one; an HTML page where the route is a page) below 500.
 pub fn check_answer(shown: &str, res: http::Response<Bytes>) {
     let status = res.status();
+    let html = res
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
     let body = res.into_body();
     assert!(
         status.as_u16() < 500,
         "{shown}: {status} {}",
         String::from_utf8_lossy(&body)
     );
+    if html {
+        assert!(body.starts_with(b"<!doctype html>"), "{shown}: not a page");
+        return;
+    }
     assert!(
         body.is_empty() || serde_json::from_slice::<Value>(&body).is_ok(),
         "{shown}: the answer is not JSON: {}",

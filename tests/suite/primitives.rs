@@ -42,6 +42,34 @@ async fn customer(t: &TestApp, name: &str) -> u64 {
 
 // ---------------------------------------------------------------- budgets and windows
 
+/// Found from outside (the Glue dialect): a sign-in that proves only the password cleared every
+/// budget of the account, so wrong step-up codes, each round followed by the right password,
+/// never locked the authenticator. A password-only sign-in clears the password's budget alone.
+async fn a_password_alone_never_gives_a_second_factor_its_tries_back(backend: Backend) {
+    let t = TestApp::on(backend).await;
+    let (user, _) = t
+        .add_admin_with_totp("stepup", "correct horse battery")
+        .await;
+    let policy = &t.app.config.magento.signin;
+    let si = t.app.signin(policy);
+    let max = policy.second_factor.max_failures;
+    for _ in 1..max {
+        let wrong = si.verify_totp(user.id, "000000", ORIGIN).await;
+        assert!(matches!(wrong, Err(Error::InvalidCode)), "{wrong:?}");
+        let ok = si
+            .password("stepup", "correct horse battery", Role::Admin, ORIGIN)
+            .await
+            .unwrap()
+            .complete(&si)
+            .await;
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+    let last = si.verify_totp(user.id, "000000", ORIGIN).await;
+    assert!(matches!(last, Err(Error::InvalidCode)), "{last:?}");
+    let locked = si.verify_totp(user.id, "000000", ORIGIN).await;
+    assert!(matches!(locked, Err(Error::Locked { .. })), "{locked:?}");
+}
+
 async fn fifty_parallel_reservations_get_exactly_the_budget(backend: Backend) {
     let t = Arc::new(TestApp::on(backend).await);
     let id = customer(&t, "racer").await;
@@ -790,6 +818,7 @@ macro_rules! every_store {
 }
 
 every_store!(
+    a_password_alone_never_gives_a_second_factor_its_tries_back,
     fifty_parallel_reservations_get_exactly_the_budget,
     a_budget_blocks_until_its_block_ends_and_a_window_restarts_the_count,
     an_address_budget_counts_failures_and_releases_successes,

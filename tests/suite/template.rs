@@ -220,10 +220,11 @@ fn the_table_has_ttl_stream_and_point_in_time_recovery() {
         p["TimeToLiveSpecification"]["Enabled"].as_bool(),
         Some(true)
     );
-    assert!(
-        p["StreamSpecification"]["StreamViewType"]
-            .as_str()
-            .is_some()
+    // The stream carries keys only: the link mailer reads the mail request by its key, and no
+    // consumer of the stream ever sees a password hash or a sealed secret.
+    assert_eq!(
+        p["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("KEYS_ONLY")
     );
     assert_eq!(
         p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),

@@ -63,7 +63,7 @@ impl DynamoStore {
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
-                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .stream_view_type(StreamViewType::KeysOnly)
                     .build()
                     .map_err(invalid)?,
             )

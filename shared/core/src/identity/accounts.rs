@@ -406,8 +406,8 @@ pub struct Contact<'a> {
 
 /// Changes the user's email (and, where the username is the email, the username with it) and
 /// phone number, claiming the new login in the same transaction that gives up the old one.
-/// Removing the phone switches SMS codes off. Made by the user with a second factor, this
-/// revokes no token.
+/// A new or removed phone number switches SMS codes off (a new one is proven by activating
+/// them again). Made by the user with a second factor, this revokes no token.
 pub async fn change_contact(
     db: Db<'_>,
     id: UserId,
@@ -423,11 +423,12 @@ pub async fn change_contact(
     for _ in 0..3 {
         let user = get(db, id).await?.ok_or(Error::NotFound)?;
         let mut changes = profile::Changes::new();
-        if let Some(phone) = contact.phone {
-            changes = changes.phone(phone);
-            if phone.is_none() {
-                changes = changes.sms_otp(CodeFactor::Off);
-            }
+        if let Some(phone) = contact.phone
+            && phone != user.phone.as_deref()
+        {
+            // A number nobody has proven yet: SMS codes stop until a code sent to it comes
+            // back (the factor's activation), so a changed number never receives them unproven.
+            changes = changes.phone(phone).sms_otp(CodeFactor::Off);
         }
         let email = contact
             .email

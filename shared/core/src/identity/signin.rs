@@ -462,9 +462,12 @@ impl PasswordOk {
         Ok(self.user)
     }
 
-    /// Finishes a sign-in that needs no second factor: every budget of the account is cleared.
+    /// Finishes a sign-in that needs no second factor (its dialect asks none at sign-in, or the
+    /// user has none). Clears the password's budget only: a second factor's tries come back
+    /// when that factor is proven, never with the password alone — else the password, known to
+    /// an attacker, would buy unlimited guesses at a step-up code (Glue's `X-MFA-Code`).
     pub async fn complete(self, si: &SignIn<'_>) -> Result<User, Error> {
-        si.clear(&self.user, &Factor::ALL).await?;
+        si.clear(&self.user, &[Factor::Password]).await?;
         audit(Event::SignIn, Outcome::Success, self.origin)
             .user(self.user.id)
             .emit();

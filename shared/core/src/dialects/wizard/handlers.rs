@@ -208,10 +208,12 @@ pub async fn choose(app: &App, call: &Call) -> Answer {
     let origin = origin(call);
     let si = app.signin(&config(app).signin);
     let pending: PasswordOk = si.resume(&flow, SignInStep::Choose, origin).await?;
-    if factor == Factor::Sms && pending.user.second_factors().contains(&Factor::Sms) {
-        send_sms(app, &pending.user, origin).await?;
+    // The flow moves first (one conditional write: of parallel choices one wins, and a user
+    // without the factor is refused), then the code goes out: a refused choice sends nothing.
+    let user = pending.choose(&app.flows(), &flow, factor).await?;
+    if factor == Factor::Sms {
+        send_sms(app, &user, origin).await?;
     }
-    pending.choose(&app.flows(), &flow, factor).await?;
     let workflow = if factor == Factor::Totp {
         GOOGLE_AUTH
     } else {
