@@ -29,18 +29,21 @@ pub enum Template {
     LoginLink,
     /// Magento admin 2FA set-up: `name`, `minutes`, `token`, `url`.
     TfaSetup,
-    /// An emailed one-time code: `code`, `minutes`, `store_name`.
+    /// An emailed one-time code: `code`, `minutes`, `store_name`, `purpose`.
     EmailCode,
-    /// A texted one-time code: `code`, `minutes`, `store_name`.
+    /// A texted one-time code: `code`, `minutes`, `store_name`, `purpose`.
     SmsCode,
+    /// A password-reset code (the sign-in wizard): `code`, `minutes`, `url`, `uuid`.
+    PasswordReset,
 }
 
 impl Template {
-    pub const ALL: [Template; 4] = [
+    pub const ALL: [Template; 5] = [
         Template::LoginLink,
         Template::TfaSetup,
         Template::EmailCode,
         Template::SmsCode,
+        Template::PasswordReset,
     ];
 
     /// The file name stem of its parts.
@@ -50,6 +53,7 @@ impl Template {
             Template::TfaSetup => "tfa_setup",
             Template::EmailCode => "email_code",
             Template::SmsCode => "sms_code",
+            Template::PasswordReset => "password_reset",
         }
     }
 }
@@ -152,6 +156,24 @@ const BUILT_IN: &[(&str, &str, &str, &str)] = &[
         "txt",
         include_str!("en_US/sms_code.txt"),
     ),
+    (
+        "en_US",
+        "password_reset",
+        "subject",
+        include_str!("en_US/password_reset.subject"),
+    ),
+    (
+        "en_US",
+        "password_reset",
+        "txt",
+        include_str!("en_US/password_reset.txt"),
+    ),
+    (
+        "en_US",
+        "password_reset",
+        "html",
+        include_str!("en_US/password_reset.html"),
+    ),
 ];
 
 /// A rendered email.
@@ -215,11 +237,13 @@ impl<'a> Templates<'a> {
     }
 
     /// A one-time code as the core's [`Message`] for `channel`: what the dialects hand to
-    /// [`crate::identity::codes::Codes::send`].
+    /// [`crate::identity::codes::Codes::send`]. `purpose` says what the code is for, in the
+    /// message's words (`sign-in`, `verification`, ...).
     pub fn code_message(
         &self,
         channel: Channel,
         store: Option<&StoreView>,
+        purpose: &str,
         code: &str,
         minutes: i64,
     ) -> Message {
@@ -229,19 +253,28 @@ impl<'a> Templates<'a> {
             ("code", code),
             ("minutes", minutes.as_str()),
             ("store_name", store_name),
+            ("purpose", purpose),
         ];
         match channel {
-            Channel::Email => {
-                let e = self.email(Template::EmailCode, store, &vars);
-                Message::Email {
-                    subject: e.subject,
-                    text: e.text,
-                    html: Some(e.html),
-                }
-            }
+            Channel::Email => self.email_message(Template::EmailCode, store, &vars),
             Channel::Sms => Message::Sms {
                 body: self.sms(Template::SmsCode, store, &vars),
             },
+        }
+    }
+
+    /// An email template rendered as the core's [`Message`].
+    pub fn email_message(
+        &self,
+        template: Template,
+        store: Option<&StoreView>,
+        vars: &[(&str, &str)],
+    ) -> Message {
+        let e = self.email(template, store, vars);
+        Message::Email {
+            subject: e.subject,
+            text: e.text,
+            html: Some(e.html),
         }
     }
 
@@ -424,20 +457,26 @@ mod tests {
     #[test]
     fn codes_render_for_both_channels() {
         let t = Templates::new(None);
-        match t.code_message(Channel::Email, None, "123456", 10) {
+        match t.code_message(Channel::Email, None, "verification", "123456", 10) {
             Message::Email {
                 subject,
                 text,
                 html,
             } => {
-                assert!(subject.contains("verification code"));
+                assert_eq!(subject, "Verification Code for Secure Access");
+                assert!(text.contains("verification code: 123456"));
                 assert!(text.contains("123456") && text.contains("10 minutes"));
                 assert!(html.is_some_and(|h| h.contains("123456")));
             }
             Message::Sms { .. } => panic!("an email"),
         }
-        match t.code_message(Channel::Sms, None, "654321", 5) {
-            Message::Sms { body } => assert!(body.starts_with("654321 is your")),
+        match t.code_message(Channel::Sms, None, "sign-in", "654321", 5) {
+            Message::Sms { body } => {
+                assert!(
+                    body.starts_with("654321 is your latchkey sign-in code"),
+                    "{body}"
+                );
+            }
             Message::Email { .. } => panic!("a text"),
         }
     }

@@ -12,7 +12,7 @@ use super::errors::{self, GlueError};
 use super::{Answer, Caller, Kind, VIA, attributes, caller, document, mfa_type, origin, resource};
 use crate::app::App;
 use crate::config::MfaType;
-use crate::identity::codes::{Channel, Message, Recipient};
+use crate::identity::codes::{Channel, Recipient};
 use crate::identity::users::{CodeFactor, Factor, Totp, User};
 use crate::identity::{Error, accounts};
 use crate::routes::Call;
@@ -170,24 +170,6 @@ pub(crate) async fn require_code(app: &App, call: &Call, user: &User) -> Result<
     }
 }
 
-fn email_message(code: &str, minutes: i64) -> Message {
-    Message::Email {
-        subject: "Verification Code for Secure Access".into(),
-        text: format!(
-            "To proceed with your request, please use the following verification code: {code}. \
-             If you did not request this code, please ignore this email.\n\n\
-             The code is valid for {minutes} minutes.\n"
-        ),
-        html: None,
-    }
-}
-
-fn sms_message(code: &str, minutes: i64) -> Message {
-    Message::Sms {
-        body: format!("Your verification code: {code}. It is valid for {minutes} minutes."),
-    }
-}
-
 /// The customer has no phone number to text a code to.
 fn no_phone() -> GlueError {
     GlueError::validation(&[(
@@ -196,25 +178,24 @@ fn no_phone() -> GlueError {
     )])
 }
 
-/// How a code is worded for its channel.
-type Render = dyn Fn(&str, i64) -> Message + Sync;
-
 /// Sends a new code of type `t` (for totp, records that the app's code is the one expected).
 async fn send_code(app: &App, call: &Call, user: &User, t: MfaType) -> Result<(), GlueError> {
     let policy = &app.config.glue.codes;
-    let (channel, destination, render): (Channel, &str, &Render) = match t {
+    let (channel, destination): (Channel, &str) = match t {
         MfaType::Totp => {
             app.codes()
                 .mark(user.id, PURPOSE, MfaType::Totp.as_str(), policy.ttl_secs)
                 .await?;
             return Ok(());
         }
-        MfaType::Email => (Channel::Email, &user.email, &email_message),
-        MfaType::Sms => (
-            Channel::Sms,
-            user.phone.as_deref().ok_or_else(no_phone)?,
-            &sms_message,
-        ),
+        MfaType::Email => (Channel::Email, &user.email),
+        MfaType::Sms => (Channel::Sms, user.phone.as_deref().ok_or_else(no_phone)?),
+    };
+    // Worded by the template set (Spryker's "Verification Code for Secure Access" email).
+    let templates = app.templates();
+    let store = app.config.stores.get(user.store_id);
+    let render = move |code: &str, minutes: i64| {
+        templates.code_message(channel, store, "verification", code, minutes)
     };
     match app
         .codes()
@@ -225,7 +206,7 @@ async fn send_code(app: &App, call: &Call, user: &User, t: MfaType) -> Result<()
             destination,
             origin(call),
             policy,
-            render,
+            &render,
         )
         .await
     {

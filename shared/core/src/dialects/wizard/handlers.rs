@@ -16,6 +16,7 @@ use crate::identity::users::{Factor, Role, User};
 use crate::identity::{Error, Origin, accounts, users};
 use crate::records::flow::Proven;
 use crate::routes::Call;
+use crate::templates::Template;
 use crate::web::{self, Response};
 
 type Answer = Result<Response, WizardError>;
@@ -186,9 +187,7 @@ pub async fn signin(app: &App, call: &Call) -> Answer {
 }
 
 async fn send_sms(app: &App, user: &User, origin: Origin) -> Result<(), WizardError> {
-    let render = |code: &str, minutes: i64| Message::Sms {
-        body: format!("{code} is your sign-in code. It expires in {minutes} minutes."),
-    };
+    let render = sms_render(app, user, "sign-in");
     app.codes()
         .send_sms_to(user, SIGNIN_SMS, origin, &config(app).sms, &render)
         .await?;
@@ -350,17 +349,20 @@ pub async fn restore(app: &App, call: &Call) -> Answer {
         .await?;
     let url = &app.config.public_url;
     let uuid = flow.id.clone();
-    let render = |code: &str, minutes: i64| Message::Email {
-        subject: "Reset your password".into(),
-        text: format!(
-            "Your password-reset code is {code} (valid for {minutes} minutes).\n\n\
-             Set a new password:\n\n  \
-             curl -s -X POST {url}/api/v2/my/signin/password/reset \\\n    \
-             -H 'Content-Type: application/json' \\\n    \
-             -d '{{\"uuid\":\"{uuid}\",\"code\":\"{code}\",\"password\":\"<new password>\"}}'\n\n\
-             If you did not ask for this, ignore this email.\n"
-        ),
-        html: None,
+    let templates = app.templates();
+    let store = app
+        .config
+        .stores
+        .get(user.as_ref().map_or(1, |u| u.store_id));
+    let render = |code: &str, minutes: i64| {
+        let minutes = minutes.to_string();
+        let vars = [
+            ("code", code),
+            ("minutes", minutes.as_str()),
+            ("url", url.as_str()),
+            ("uuid", uuid.as_str()),
+        ];
+        templates.email_message(Template::PasswordReset, store, &vars)
     };
     let destination = user.as_ref().map_or(email.as_str(), |u| u.email.as_str());
     app.codes()
@@ -564,11 +566,7 @@ pub async fn disable(app: &App, call: &Call) -> Answer {
         return Err(Error::NotConfigured.into());
     }
     let (kind, workflow) = if factor == Factor::Sms {
-        let render = |code: &str, minutes: i64| Message::Sms {
-            body: format!(
-                "{code} is your code to switch off SMS sign-in codes. It expires in {minutes} minutes."
-            ),
-        };
+        let render = sms_render(app, &user, "switch-off");
         app.codes()
             .send_sms_to(
                 &user,
@@ -618,11 +616,7 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
         (ENABLE_SMS, STEP_PHONE) => {
             let [phone] = required(&obj, ["phone"])?;
             users::check_phone(&phone).map_err(Error::from)?;
-            let render = |code: &str, minutes: i64| Message::Sms {
-                body: format!(
-                    "{code} is your code to confirm this number. It expires in {minutes} minutes."
-                ),
-            };
+            let render = sms_render(app, &user, "phone confirmation");
             app.codes()
                 .send(
                     Recipient::User(user.id),
@@ -682,6 +676,19 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
             Ok(done(&flow))
         }
         _ => Err(Error::Flow(flows::FlowError::OutOfOrder).into()),
+    }
+}
+
+/// A texted code of `purpose`, worded by the template set for the user's store.
+fn sms_render<'a>(
+    app: &'a App,
+    user: &User,
+    purpose: &'a str,
+) -> impl Fn(&str, i64) -> Message + Sync + 'a {
+    let templates = app.templates();
+    let store = app.config.stores.get(user.store_id);
+    move |code: &str, minutes: i64| {
+        templates.code_message(Channel::Sms, store, purpose, code, minutes)
     }
 }
 
