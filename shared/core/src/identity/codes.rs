@@ -22,7 +22,7 @@ use crate::records::code::{self as record, Slot};
 use crate::records::{profile, rate};
 use crate::store::{Cond, StoreError, TxOp};
 
-use super::limits::{self, Reservation, Window};
+use super::limits::{self, Counter, Reservation, Window};
 use super::users::{Budget, Factor, UserId, normalize_login};
 use super::{Db, Error, Origin};
 
@@ -164,25 +164,21 @@ fn send_counters(
     destination: &str,
     origin: Origin,
     limits: &SendLimits,
-) -> [(String, String, Window); 4] {
+) -> [Counter; 4] {
     let ch = channel.as_str();
     [
-        (
-            format!("code-account-{ch}"),
-            subject.to_owned(),
-            limits.per_account,
-        ),
-        (
+        Counter::new(format!("code-account-{ch}"), subject, limits.per_account),
+        Counter::new(
             format!("code-destination-{ch}"),
             rate::hashed_subject(&normalize_login(destination)),
             limits.per_destination,
         ),
-        (
+        Counter::new(
             format!("code-ip-{ch}"),
             rate::ip_subject(origin.ip),
             limits.per_ip,
         ),
-        (format!("code-global-{ch}"), "all".to_owned(), limits.global),
+        Counter::new(format!("code-global-{ch}"), "all", limits.global),
     ]
 }
 
@@ -213,10 +209,7 @@ impl Codes<'_> {
         let expires_at = now + policy.ttl_secs;
         let slot = record::key(&subject, purpose, channel.as_str());
         let counters = send_counters(channel, &subject, destination, origin, &policy.sends);
-        let mut ops: Vec<TxOp> = counters
-            .iter()
-            .map(|(scope, who, w)| rate::hit(scope, who, w.limit, w.secs, now).into_op())
-            .collect();
+        let mut ops = limits::hit_ops(&counters, now);
         ops.push(
             record::issue(
                 slot.clone(),
@@ -237,11 +230,9 @@ impl Codes<'_> {
         match self.db.store.transact(ops, now).await {
             Ok(()) => {}
             Err(StoreError::TxConditionFailed { index }) => {
-                if let Some((_, _, window)) = counters.get(index) {
+                if let Some((_, throttled)) = limits::full_counter(&counters, index, now) {
                     refused("throttled");
-                    return Err(Error::RateLimited {
-                        until: rate::window_end(window.secs, now),
-                    });
+                    return Err(throttled);
                 }
                 refused("code_blocked");
                 let until = match self.db.get(&slot).await? {
@@ -318,17 +309,11 @@ impl Codes<'_> {
 
     /// Takes back a code that was not delivered, and the counts its send made (best effort: a
     /// failure here leaves the send counted, which only errs on the safe side).
-    async fn withdraw(
-        &self,
-        slot: &crate::store::Key,
-        id: &str,
-        counters: &[(String, String, Window); 4],
-        now: i64,
-    ) {
+    async fn withdraw(&self, slot: &crate::store::Key, id: &str, counters: &[Counter], now: i64) {
         let (key, cond) = record::withdraw(slot.clone(), id);
         let mut ops = vec![TxOp::Delete { key, cond }];
-        for (scope, who, w) in counters {
-            ops.push(rate::refund(scope, who, w.secs, now).into_op());
+        for c in counters {
+            ops.push(rate::refund(&c.scope, &c.subject, c.window.secs, now).into_op());
         }
         if let Err(e) = self.db.store.transact(ops, now).await {
             tracing::warn!(error = %e, "withdrawing an undelivered code failed");

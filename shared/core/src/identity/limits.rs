@@ -16,9 +16,9 @@
 
 use crate::identity::users::{Budget, Factor, User};
 use crate::records::{budget, profile, rate};
-use crate::store::{Key, StoreError};
+use crate::store::{Key, StoreError, TxOp};
 
-use super::Db;
+use super::{Db, Error};
 
 /// The outcome of reserving an attempt on a user's factor.
 #[derive(Debug)]
@@ -172,4 +172,46 @@ pub async fn hit(
         Err(StoreError::ConditionFailed { .. }) => Ok(Err(rate::window_end(window.secs, now))),
         Err(e) => Err(e),
     }
+}
+
+/// One window counter a transaction hits together with other writes (a code's send counters, a
+/// login link's): `subject` under `scope`, at most `window.limit` hits per window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counter {
+    pub scope: String,
+    pub subject: String,
+    pub window: Window,
+}
+
+impl Counter {
+    pub fn new(scope: impl Into<String>, subject: impl Into<String>, window: Window) -> Self {
+        Self {
+            scope: scope.into(),
+            subject: subject.into(),
+            window,
+        }
+    }
+}
+
+/// The writes that count one hit on each of `counters`, to lead a transaction (so that a
+/// refused transaction's failing index names the counter that was full).
+pub fn hit_ops(counters: &[Counter], now: i64) -> Vec<TxOp> {
+    counters
+        .iter()
+        .map(|c| rate::hit(&c.scope, &c.subject, c.window.limit, c.window.secs, now).into_op())
+        .collect()
+}
+
+/// Which counter refused a transaction that failed its condition at `index` (one led by
+/// [`hit_ops`]), and the answer: rate limited until that counter's window ends. `None` when the
+/// index is past the counters (another write of the transaction refused).
+pub fn full_counter(counters: &[Counter], index: usize, now: i64) -> Option<(&Counter, Error)> {
+    counters.get(index).map(|c| {
+        (
+            c,
+            Error::RateLimited {
+                until: rate::window_end(c.window.secs, now),
+            },
+        )
+    })
 }

@@ -24,9 +24,9 @@ use crate::crypto::{SecretString, codes};
 use crate::ports::{Email, LinkQueue, Mailer, Rng};
 use crate::records::login_link::{self as record, MailRequest, MailState};
 use crate::records::{profile, rate};
-use crate::store::{Key, StoreError, TxOp};
+use crate::store::{Key, StoreError};
 
-use super::limits::Window;
+use super::limits::{self, Counter, Window};
 use super::users::{MAX_LOGIN_BYTES, Role, User, UserId, normalize_login};
 use super::{Db, Error, Fault, accounts};
 
@@ -371,23 +371,24 @@ impl Links<'_> {
                 None
             }
         };
-        let counters: Vec<(&str, String, Window)> = [
-            Some((
+        let counters: Vec<Counter> = [
+            Some(Counter::new(
                 "link-email",
                 rate::hashed_subject(&normalize_login(req.email)),
                 req.limits.per_email,
             )),
             req.ip
-                .map(|ip| ("link-ip", rate::ip_subject(ip), req.limits.per_ip)),
-            Some(("link-store", req.store_id.to_string(), req.limits.per_store)),
+                .map(|ip| Counter::new("link-ip", rate::ip_subject(ip), req.limits.per_ip)),
+            Some(Counter::new(
+                "link-store",
+                req.store_id.to_string(),
+                req.limits.per_store,
+            )),
         ]
         .into_iter()
         .flatten()
         .collect();
-        let mut ops: Vec<TxOp> = counters
-            .iter()
-            .map(|(scope, who, w)| rate::hit(scope, who, w.limit, w.secs, now).into_op())
-            .collect();
+        let mut ops = limits::hit_ops(&counters, now);
         let request_id_at = req.request_id.map(|id| {
             ops.push(record::request_id_op(&rate::hashed_subject(id), now));
             ops.len() - 1
@@ -417,12 +418,11 @@ impl Links<'_> {
                 return Ok(Sent::Duplicate);
             }
             Err(StoreError::TxConditionFailed { index }) => {
-                return match counters.get(index) {
-                    Some((scope, _, window)) => {
-                        audit(Outcome::Failure, scope);
-                        Err(Error::RateLimited {
-                            until: rate::window_end(window.secs, now),
-                        })
+                return match limits::full_counter(&counters, index, now) {
+                    Some((counter, throttled)) => {
+                        tracing::debug!(scope = %counter.scope, "link sends throttled");
+                        audit(Outcome::Failure, "throttled");
+                        Err(throttled)
                     }
                     None => Err(collision(StoreError::TxConditionFailed { index })),
                 };
