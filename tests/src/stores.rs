@@ -10,8 +10,17 @@ use latchkey_embedded::store::SqliteStore;
 /// A namespace no other test in this run uses (process id + counter).
 pub fn namespace() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
+    // The process id alone repeats: ids are reused within a run of hundreds of processes, and
+    // an emulator kept between runs still holds the tables of the last one. The start time of
+    // the process (to the nanosecond) tells two holders of one id apart.
+    static STARTED: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
     format!(
-        "t{}-{}",
+        "t{}-{started:x}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )

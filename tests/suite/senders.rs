@@ -53,7 +53,10 @@ async fn ses_refusing_an_unverified_sender_is_a_rejection_not_a_retry() {
 async fn sns_delivers_the_text_message_to_the_number() {
     let clients = aws_clients().await;
     // A number of this test's own: +1555 and 7 digits from the namespace's hash.
-    let digits: u64 = namespace().bytes().fold(7, |h, b| h * 31 + u64::from(b)) % 10_000_000;
+    let digits: u64 = namespace()
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 10_000_000;
     let to = format!("+1555{digits:07}");
     SnsSms::new(clients.sns.clone(), Some("SHOP".into()))
         .send_sms(&Sms {
