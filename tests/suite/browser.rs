@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use latchkey_tests::free_port;
+use latchkey_tests::webdriver::Browser;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -69,151 +70,9 @@ async fn wait_until_up(url: &str, what: &str) {
     }
 }
 
-/// A WebDriver session on headless Chromium.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Browser {
-    async fn start(driver: &str, javascript: bool, profile: &std::path::Path) -> Self {
-        let http = latchkey_tests::http();
-        let prefs = if javascript {
-            json!({})
-        } else {
-            json!({"profile.managed_default_content_settings.javascript": 2})
-        };
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync",
-                         format!("--user-data-dir={}", profile.display())],
-                "prefs": prefs,
-            }
-        }}});
-        let r: Value = http
-            .post(format!("{driver}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = r["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no WebDriver session: {r}"));
-        Self {
-            http,
-            base: format!("{driver}/session/{id}"),
-        }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let r: Value = req.send().await.unwrap().json().await.unwrap();
-        assert!(
-            r["value"]["error"].is_null(),
-            "WebDriver {path}: {}",
-            r["value"]
-        );
-        r["value"].clone()
-    }
-
-    async fn open(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
-            .await;
-    }
-
-    async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn element(&self, css: &str) -> String {
-        let v = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_owned()
-    }
-
-    async fn click(&self, css: &str) {
-        let id = self.element(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
-    }
-
-    async fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/value"),
-            Some(json!({ "text": text })),
-        )
-        .await;
-    }
-
-    async fn cookies(&self) -> Vec<Value> {
-        self.call(reqwest::Method::GET, "/cookie", None)
-            .await
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    /// Waits for the page to be at `url` (after a form post and its redirect).
-    async fn wait_for_url(&self, url: &str) {
-        let started = Instant::now();
-        loop {
-            if self.url().await == url {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(15),
-                "the browser stayed at {}",
-                self.url().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Whether the page's own script ran (it marks the document when it did).
-    async fn page_script_ran(&self) -> bool {
-        self.source().await.contains("data-js=\"on\"")
-    }
-
-    async fn quit(self) {
-        let _ = self.http.delete(&self.base).send().await;
-    }
+/// Whether the page's own script ran (it marks the document when it did).
+fn page_script_ran(browser: &Browser) -> bool {
+    browser.source().contains("data-js=\"on\"")
 }
 
 /// The newest email to `to` whose body contains `needle` and not `not`, waited for at most
@@ -310,16 +169,6 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         .trim()
         .to_owned();
 
-    let driver_port = free_port();
-    let driver = Command::new("chromedriver")
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver (apt-get install chromium-driver; ./scripts/test does)");
-    let _driver = Running(driver);
-    let driver = format!("http://127.0.0.1:{driver_port}");
-    wait_until_up(&format!("{driver}/status"), "chromedriver").await;
     let http = latchkey_tests::http();
 
     for javascript in [true, false] {
@@ -363,26 +212,26 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         );
 
         let profile = tempfile::tempdir().unwrap();
-        let browser = Browser::start(&driver, javascript, profile.path()).await;
-        browser.open(&link).await;
-        let page = browser.source().await;
+        let browser = Browser::start(javascript, profile.path());
+        browser.open(&link);
+        let page = browser.source();
         assert!(page.contains("Sign in to Default Store View"), "{page}");
         assert_eq!(
-            browser.page_script_ran().await,
+            page_script_ran(&browser),
             javascript,
             "the page's script runs exactly when JavaScript is on"
         );
         // Loading the page (as a scanner would) burned nothing: the button still signs in.
-        browser.open(&link).await;
-        browser.click("form button").await;
+        browser.open(&link);
+        browser.click("form button");
         let me = format!("{base}/rest/V1/customers/me");
-        browser.wait_for_url(&me).await;
-        let signed_in = browser.source().await;
+        browser.wait_for_url(&me);
+        let signed_in = browser.source();
         assert!(
             signed_in.contains(CUSTOMER),
             "the cookie signs the page in: {signed_in}"
         );
-        let cookies = browser.cookies().await;
+        let cookies = browser.cookies();
         let session = cookies
             .iter()
             .find(|c| c["name"] == "latchkey_customer_token")
@@ -392,15 +241,13 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         assert_eq!(session["sameSite"], "Lax");
 
         // The used link: a clear page offering a new one, whose form sends it.
-        browser.open(&link).await;
-        let used = browser.source().await;
+        browser.open(&link);
+        let used = browser.source();
         assert!(used.contains("already used"), "{used}");
-        browser.type_into("input[name=email]", CUSTOMER).await;
-        browser.click("form button").await;
-        browser
-            .wait_for_url(&format!("{base}/customer/otp/request"))
-            .await;
-        assert!(browser.source().await.contains("Check your inbox"));
+        browser.type_into("input[name=email]", CUSTOMER);
+        browser.click("form button");
+        browser.wait_for_url(&format!("{base}/customer/otp/request"));
+        assert!(browser.source().contains("Check your inbox"));
         let (fresh, _) = email_with(
             &base,
             CUSTOMER,
@@ -410,6 +257,5 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
         )
         .await;
         assert_ne!(link_in(fresh["body"].as_str().unwrap(), &base), link);
-        browser.quit().await;
     }
 }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey_tests::free_port;
 use latchkey_tests::independent::{pyjwt_verify_jwks, pyjwt_verify_magento};
+use latchkey_tests::webdriver::Browser;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
@@ -1054,182 +1055,6 @@ fn the_readme_glue_walk() {
     assert_eq!(status, 204, "{body}");
 }
 
-/// One WebDriver call: ChromeDriver keeps connections open, so the answer is read by its
-/// `Content-Length` rather than to the end of the stream.
-fn wd_request(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let body = body.unwrap_or("");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reader = BufReader::new(stream);
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line)?;
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap_or(0);
-        }
-    }
-    let mut buf = vec![0u8; length];
-    reader.read_exact(&mut buf)?;
-    Ok((status, String::from_utf8_lossy(&buf).into_owned()))
-}
-
-/// Debian's ChromeDriver, driving Debian's Chromium headless over the W3C WebDriver protocol
-/// (`./scripts/test` installs both).
-struct Browser {
-    driver: Child,
-    port: u16,
-    session: String,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = wd_request(
-            self.port,
-            "DELETE",
-            &format!("/session/{}", self.session),
-            None,
-        );
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    fn start(profile: &Path) -> Self {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian's chromium-driver; ./scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while wd_request(port, "GET", "/status", None).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // The flags that work on these machines: no sandbox as root, no GPU, and no background
-        // networking (the network is closed).
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                         "--no-first-run", "--disable-background-networking",
-                         "--disable-component-update", "--disable-sync",
-                         "--window-size=800,1000",
-                         format!("--user-data-dir={}", profile.display())],
-            },
-        }}});
-        let (status, body) = wd_request(port, "POST", "/session", Some(&caps.to_string())).unwrap();
-        assert_eq!(status, 200, "new session: {body}");
-        let v: Value = serde_json::from_str(&body).unwrap();
-        let session = v["value"]["sessionId"].as_str().unwrap().to_owned();
-        Self {
-            driver,
-            port,
-            session,
-        }
-    }
-
-    fn cmd(&self, method: &str, path: &str, body: Value) -> Value {
-        let body = (method == "POST").then(|| body.to_string());
-        let (status, text) = wd_request(
-            self.port,
-            method,
-            &format!("/session/{}{path}", self.session),
-            body.as_deref(),
-        )
-        .unwrap();
-        assert_eq!(status, 200, "{method} {path}: {text}");
-        serde_json::from_str::<Value>(&text).unwrap()["value"].clone()
-    }
-
-    fn go(&self, url: &str) {
-        self.cmd("POST", "/url", json!({ "url": url }));
-    }
-
-    fn element(&self, css: &str) -> String {
-        let v = self.cmd(
-            "POST",
-            "/element",
-            json!({"using": "css selector", "value": css}),
-        );
-        v.as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap()
-            .to_owned()
-    }
-
-    fn type_into(&self, css: &str, text: &str) {
-        let id = self.element(css);
-        self.cmd(
-            "POST",
-            &format!("/element/{id}/value"),
-            json!({ "text": text }),
-        );
-    }
-
-    fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.cmd("POST", &format!("/element/{id}/click"), json!({}));
-    }
-
-    fn script(&self, js: &str) -> Value {
-        self.cmd("POST", "/execute/sync", json!({"script": js, "args": []}))
-    }
-
-    /// Waits until `js` (an expression) is truthy in the page.
-    fn wait_for(&self, js: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if self.script(&format!("return !!({js});")) == json!(true) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page never got to `{js}`: {}",
-                self.script("return document.body.innerText;")
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn screenshot(&self, to: &Path) {
-        use base64::Engine;
-        let png = self.cmd("GET", "/screenshot", Value::Null);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(png.as_str().unwrap())
-            .unwrap();
-        std::fs::write(to, bytes).unwrap();
-    }
-}
-
 fn wizard_sign_in(port: u16, email: &str, password: &str, secret: &str) -> String {
     let (_, body) = request(port, "GET", "/api/v2/my/signin/wizard", None, None).unwrap();
     let uuid = serde_json::from_str::<Value>(&body).unwrap()["uuid"]
@@ -1299,11 +1124,11 @@ fn the_wizard_sign_in_page_in_headless_chromium() {
     assert!(ok, "{out}");
     let server = serve(dir.path(), &[]);
     let profile = tempfile::tempdir().unwrap();
-    let browser = Browser::start(profile.path());
+    let browser = Browser::start(true, profile.path());
     let page = format!("http://127.0.0.1:{}/signin", server.port);
 
     // Credentials, then the choice (the client has both methods), then a code from oathtool.
-    browser.go(&page);
+    browser.open(&page);
     browser.wait_for("!document.getElementById('qr').hidden");
     browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
     browser.type_into("#email", "web@example.com");
@@ -1321,7 +1146,7 @@ fn the_wizard_sign_in_page_in_headless_chromium() {
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"));
     browser.screenshot(&shots.join("wizard-signin.png"));
     // A wrong password is said so on the page.
-    browser.go(&page);
+    browser.open(&page);
     browser.wait_for("!document.getElementById('credentials').hidden");
     browser.type_into("#email", "web@example.com");
     browser.type_into("#password", "wrong password");
@@ -1329,7 +1154,7 @@ fn the_wizard_sign_in_page_in_headless_chromium() {
     browser.wait_for("document.getElementById('error').innerText.includes('incorrect')");
 
     // QR: the page shows a code; a signed-in "mobile" client approves it; the page signs in.
-    browser.go(&page);
+    browser.open(&page);
     browser.wait_for("document.getElementById('qr-image').naturalWidth > 100");
     // The next TOTP step (a code is single use, and so is every older step's).
     std::thread::sleep(Duration::from_secs(

@@ -38,16 +38,33 @@ impl IntoResponse for Page {
 impl From<Error> for Page {
     fn from(e: Error) -> Self {
         let (status, text) = match &e {
-            Error::Fault(f) if f.is_retryable() => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is busy. Please try again in a moment.",
-            ),
-            _ => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong on our side. Please try again later.",
-            ),
+            Error::Fault(f) if f.is_retryable() => {
+                tracing::warn!(error = %f, "login link page: store busy");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is busy. Please try again in a moment.".to_owned(),
+                )
+            }
+            Error::Fault(f) => {
+                let report = crate::web::report_fault("page", f);
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "Something went wrong on our side. Please try again later \
+                         (report <code>{report}</code>)."
+                    ),
+                )
+            }
+            // A refusal the page did not word itself: the request, not latchkey, is at fault.
+            _ => {
+                tracing::info!(error = %e, "login link page refused a request");
+                (
+                    StatusCode::BAD_REQUEST,
+                    "This request cannot be completed. Please ask for a new sign-in link."
+                        .to_owned(),
+                )
+            }
         };
-        tracing::error!(error = %e, "login link page failed");
         Page(page(status, "Sorry", &format!("<p>{text}</p>"), None))
     }
 }
