@@ -3,6 +3,7 @@
 //! (a page) and `GET /_dev/outbox.json`. Only the local server uses it; the Lambda build has
 //! no outbox.
 
+use latchkey_core::templates::escape_html;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
@@ -145,21 +146,6 @@ pub fn render_json(entries: &[OutboxEntry]) -> String {
     serde_json::to_string_pretty(&newest_first).unwrap_or_else(|_| "[]".into())
 }
 
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A small page listing the messages, newest first; refreshes itself every 5 seconds.
 pub fn render_html(entries: &[OutboxEntry]) -> String {
     let mut page = String::from(
@@ -176,11 +162,11 @@ pub fn render_html(entries: &[OutboxEntry]) -> String {
     for e in entries.iter().rev() {
         page.push_str(&format!(
             "<article><div class=\"meta\">{} to <strong>{}</strong> at {}</div>{}<pre>{}</pre></article>",
-            escape(&e.channel),
-            escape(&e.to),
-            escape(&e.sent_at),
-            e.subject.as_deref().map(|s| format!("<h3>{}</h3>", escape(s))).unwrap_or_default(),
-            escape(&e.body)
+            escape_html(&e.channel),
+            escape_html(&e.to),
+            escape_html(&e.sent_at),
+            e.subject.as_deref().map(|s| format!("<h3>{}</h3>", escape_html(s))).unwrap_or_default(),
+            escape_html(&e.body)
         ));
     }
     page.push_str("</body></html>");
