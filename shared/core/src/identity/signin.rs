@@ -82,15 +82,9 @@ impl SignIn<'_> {
         // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
         // counted nothing against the account. (Held over the one write that reserves.)
         let slot = self.hasher.slot().await.map_err(Fault::from)?;
-        let user = match limits::reserve(
-            self.db,
-            &key,
-            Factor::Password,
-            &self.policy.password,
-            profile::Guard::Exists,
-            &[],
-        )
-        .await?
+        let user = match self
+            .reserve(&key, Factor::Password, profile::Guard::Exists, &[])
+            .await?
         {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => {
@@ -131,15 +125,14 @@ impl SignIn<'_> {
     /// without counting an attempt.
     pub async fn activate_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
         self.admit(origin).await?;
-        let user = match limits::reserve(
-            self.db,
-            &profile::key(id),
-            Factor::Totp,
-            &self.policy.second_factor,
-            profile::Guard::Totp(TotpStage::Pending),
-            &[],
-        )
-        .await?
+        let user = match self
+            .reserve(
+                &profile::key(id),
+                Factor::Totp,
+                profile::Guard::Totp(TotpStage::Pending),
+                &[],
+            )
+            .await?
         {
             Reservation::Granted(user) => *user,
             Reservation::Refused(user) if user.totp.is_active() => {
@@ -169,15 +162,14 @@ impl SignIn<'_> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
         let slot = self.hasher.slot().await.map_err(Fault::from)?;
-        let user = match limits::reserve(
-            self.db,
-            &profile::key(id),
-            Factor::Password,
-            &self.policy.password,
-            profile::Guard::Exists,
-            &[],
-        )
-        .await?
+        let user = match self
+            .reserve(
+                &profile::key(id),
+                Factor::Password,
+                profile::Guard::Exists,
+                &[],
+            )
+            .await?
         {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => return Err(Error::NotFound),
@@ -201,15 +193,14 @@ impl SignIn<'_> {
     /// sign-in's code. A user without an active authenticator is refused without counting.
     pub async fn verify_totp(&self, id: UserId, code: &str, origin: Origin) -> Result<(), Error> {
         self.admit_second_factor(origin).await?;
-        let user = match limits::reserve(
-            self.db,
-            &profile::key(id),
-            Factor::Totp,
-            &self.policy.second_factor,
-            profile::Guard::Totp(TotpStage::Active),
-            &[],
-        )
-        .await?
+        let user = match self
+            .reserve(
+                &profile::key(id),
+                Factor::Totp,
+                profile::Guard::Totp(TotpStage::Active),
+                &[],
+            )
+            .await?
         {
             Reservation::Granted(user) => *user,
             Reservation::Refused(_) => {
@@ -492,15 +483,14 @@ impl PasswordOk {
     pub async fn totp(self, si: &SignIn<'_>, code: &str) -> Result<User, Error> {
         let PasswordOk { user, origin } = self;
         si.admit_second_factor(origin).await?;
-        let user = match limits::reserve(
-            si.db,
-            &profile::key(user.id),
-            Factor::Totp,
-            &si.policy.second_factor,
-            profile::Guard::Totp(TotpStage::Active),
-            &[Factor::Password],
-        )
-        .await?
+        let user = match si
+            .reserve(
+                &profile::key(user.id),
+                Factor::Totp,
+                profile::Guard::Totp(TotpStage::Active),
+                &[Factor::Password],
+            )
+            .await?
         {
             Reservation::Granted(user) => *user,
             Reservation::Refused(user) => {
@@ -556,6 +546,22 @@ impl PasswordOk {
 }
 
 impl SignIn<'_> {
+    /// Reserves one attempt of `factor` against its budget under this policy (the password's
+    /// or the second factors'), in the write that also clears `also_clear`'s budgets.
+    async fn reserve(
+        &self,
+        key: &Key,
+        factor: Factor,
+        guard: profile::Guard,
+        also_clear: &[Factor],
+    ) -> Result<Reservation, Error> {
+        let budget = match factor {
+            Factor::Password => &self.policy.password,
+            _ => &self.policy.second_factor,
+        };
+        Ok(limits::reserve(self.db, key, factor, budget, guard, also_clear).await?)
+    }
+
     /// A second factor's attempt counts against the address's failure budget too (not against
     /// its window of attempts: the password step counted the request already).
     async fn admit_second_factor(&self, origin: Origin) -> Result<(), Error> {
