@@ -36,3 +36,13 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("an HTTP client")
 }
+
+/// The access token `latchkey integration add` printed (its line `access token: ...`).
+pub fn integration_token(cli_output: &str) -> String {
+    cli_output
+        .lines()
+        .find_map(|l| l.strip_prefix("access token: "))
+        .unwrap_or_else(|| panic!("no access token in: {cli_output}"))
+        .trim()
+        .to_owned()
+}

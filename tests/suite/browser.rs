@@ -162,12 +162,7 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
             "Magento_Customer::manage",
         ],
     );
-    let bearer = out
-        .lines()
-        .find_map(|l| l.strip_prefix("access token: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let bearer = latchkey_tests::integration_token(&out);
 
     let http = latchkey_tests::http();
 

@@ -816,12 +816,7 @@ async fn login_links_under_the_lambda_runtime_mailed_from_the_stream() {
         "--resource",
         "Magento_Customer::manage",
     ]);
-    let bearer = out
-        .lines()
-        .find_map(|l| l.strip_prefix("access token: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let bearer = latchkey_tests::integration_token(&out);
     let lambda = Emulator::start(&stack).await;
 
     let (status, created) = lambda
