@@ -18,6 +18,9 @@ pub struct Recorded {
     pub keys: Vec<Key>,
     /// The keys written (updated, put, deleted, or in a transaction), in call order.
     pub written: Vec<Key>,
+    /// Writes their condition refused (a store answers those sooner than a write it makes:
+    /// a path of refused writes is a faster path).
+    pub refused: usize,
 }
 
 pub struct RecordingStore {
@@ -42,6 +45,17 @@ impl RecordingStore {
         let mut log = self.log.lock().unwrap();
         log.calls += 1;
         log.actions.extend(actions.iter().copied());
+    }
+
+    /// Counts `result` when its condition refused it.
+    fn outcome<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if matches!(
+            result,
+            Err(StoreError::ConditionFailed { .. } | StoreError::TxConditionFailed { .. })
+        ) {
+            self.log.lock().unwrap().refused += 1;
+        }
+        result
     }
 
     fn touch(&self, keys: &[&Key], write: bool) {
@@ -70,7 +84,7 @@ impl Store for RecordingStore {
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
         self.note(iam::PUT);
         self.touch(&[&item.key], true);
-        self.inner.put(item, cond, now).await
+        self.outcome(self.inner.put(item, cond, now).await)
     }
 
     async fn update(
@@ -82,13 +96,13 @@ impl Store for RecordingStore {
     ) -> Result<Item, StoreError> {
         self.note(iam::UPDATE);
         self.touch(&[key], true);
-        self.inner.update(key, update, cond, now).await
+        self.outcome(self.inner.update(key, update, cond, now).await)
     }
 
     async fn delete(&self, key: &Key, cond: Cond, now: i64) -> Result<Option<Item>, StoreError> {
         self.note(iam::DELETE);
         self.touch(&[key], true);
-        self.inner.delete(key, cond, now).await
+        self.outcome(self.inner.delete(key, cond, now).await)
     }
 
     async fn query(
@@ -119,6 +133,6 @@ impl Store for RecordingStore {
         }
         self.note(&actions);
         self.touch(&ops.iter().map(TxOp::key).collect::<Vec<_>>(), true);
-        self.inner.transact(ops, now).await
+        self.outcome(self.inner.transact(ops, now).await)
     }
 }

@@ -487,15 +487,16 @@ async fn every_documented_request_with_long_values_answers_below_500(
 
 /// Every unknown login used to reserve its refused attempt on one item (`USER#0/PROFILE`): a
 /// credential-stuffing run wrote every attempt to one partition, which DynamoDB throttles past
-/// 1,000 writes a second — 503s for unknown users only. Now each unknown login has a decoy key
-/// of its own, and costs exactly the store calls and the hash of a wrong password.
+/// 1,000 writes a second — 503s for unknown users only. Now each unknown login has a budget key
+/// of its own, and costs exactly the store calls, their outcomes (a write made, not refused:
+/// a store answers a refused write sooner) and the hash of a wrong password.
 async fn unknown_logins_touch_distinct_keys_at_the_cost_of_a_wrong_password(backend: Backend) {
     let (t, recorder) = TestApp::recorded(backend, &[("LATCHKEY_IP_ATTEMPTS", "1000")]).await;
     let buyer = t
         .add_user("buyer", "buyer@example.com", PASSWORD, Role::Customer)
         .await;
     recorder.take();
-    let is_ip_counter = |k: &latchkey_core::store::Key| k.pk.starts_with("RATE#");
+    let is_ip_counter = |k: &latchkey_core::store::Key| k.pk.starts_with("RATE#ip");
 
     let hashes = t.hash_runs();
     let r = t
@@ -527,6 +528,10 @@ async fn unknown_logins_touch_distinct_keys_at_the_cost_of_a_wrong_password(back
         assert_eq!(
             unknown.actions, known.actions,
             "{login}: the same kinds of calls"
+        );
+        assert_eq!(
+            unknown.refused, known.refused,
+            "{login}: the same writes made, none refused where a known login's is made"
         );
         assert_eq!(t.hash_runs() - hashes, known_hashes, "{login}: one hash");
         let written: Vec<_> = unknown

@@ -55,6 +55,14 @@ pub struct SignIn<'a> {
 const IP_SCOPE: &str = "ip";
 const IP_FAILURES_SCOPE: &str = "ip-failures";
 
+/// Where a sign-in's password attempt is counted.
+enum Target {
+    /// The profile of the user the login names.
+    User(Key),
+    /// The failure budget of a login no user has ([`rate::unknown_login_key`]).
+    Unknown(Key),
+}
+
 /// A right password whose sign-in is not finished yet.
 #[must_use = "complete or pause the sign-in, or verify a second factor; an unfinished attempt counts as a failure"]
 #[derive(Debug)]
@@ -78,14 +86,25 @@ impl SignIn<'_> {
     ) -> Result<PasswordOk, Error> {
         let fail = |reason| audit(Event::SignIn, Outcome::Failure, origin).reason(reason);
         self.admit(origin).await?;
-        let key = self.profile_key(login_name).await?;
+        let target = self.target(login_name).await?;
         // A turn to hash before the attempt is reserved: a sign-in refused for want of one has
         // counted nothing against the account. (Held over the one write that reserves.)
         let slot = self.hasher.slot().await.map_err(Fault::from)?;
-        let user = match self
-            .reserve(&key, Factor::Password, profile::Guard::Exists, &[])
-            .await?
-        {
+        let reserved = match target {
+            Target::User(key) => {
+                self.reserve(&key, Factor::Password, profile::Guard::Exists, &[])
+                    .await?
+            }
+            // Counted like a known login's attempt, with a write the store makes (a refused
+            // write answers sooner), on a budget of its own that expires unused.
+            Target::Unknown(key) => {
+                match limits::reserve_subject(self.db, &key, &self.policy.password).await? {
+                    SubjectReservation::Granted => Reservation::NoUser,
+                    SubjectReservation::Blocked { until } => Reservation::Locked { until },
+                }
+            }
+        };
+        let user = match reserved {
             Reservation::Granted(user) => *user,
             Reservation::NoUser | Reservation::Refused(_) => {
                 burn_equal_cost(slot, password).await?;
@@ -278,15 +297,17 @@ impl SignIn<'_> {
         Ok(())
     }
 
-    /// Where a login's attempt is reserved: its user's profile, or a decoy that no user has
-    /// (refused like a known one, so neither time nor store calls tell the two apart).
-    async fn profile_key(&self, login_name: &str) -> Result<Key, Error> {
+    /// Where a login's attempt is reserved: its user's profile, or (a login no user has) a
+    /// failure budget of that login's own, so that neither time, store calls nor their
+    /// outcomes tell the two apart, and a run of unknown logins is spread over as many keys.
+    async fn target(&self, login_name: &str) -> Result<Target, Error> {
+        let unknown = || Target::Unknown(rate::unknown_login_key(login_name));
         if login_name.len() > MAX_LOGIN_BYTES {
-            return Ok(profile::decoy_key(login_name));
+            return Ok(unknown());
         }
         Ok(match self.db.get(&login::key(login_name)).await? {
-            Some(pointer) => profile::key(login::uid_of(&pointer)?),
-            None => profile::decoy_key(login_name),
+            Some(pointer) => Target::User(profile::key(login::uid_of(&pointer)?)),
+            None => unknown(),
         })
     }
 

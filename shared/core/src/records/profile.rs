@@ -72,9 +72,9 @@ pub fn key(id: UserId) -> Key {
     Key::new(format!("{PK_PREFIX}{id}"), SK)
 }
 
-/// A profile key no user has, derived from a login that matched none: an unknown login's
-/// attempt is reserved (and refused) there, so it costs what a known one does. Spread over 2^64
-/// partitions, so that a run of unknown logins is no hot key.
+/// A profile key no user has, derived from a login that matched none: a flow that reads a
+/// known login's profile reads this for an unknown one, so it costs what a known one does.
+/// Spread over 2^64 partitions, so that a run of unknown logins is no hot key.
 pub fn decoy_key(login: &str) -> Key {
     let digest = Sha256::digest(normalize_login(login).as_bytes());
     let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();

@@ -4,7 +4,7 @@
 //! - `RATE#<scope>#<subject>` / `W#<window start>`: a fixed-window counter, expiring with its
 //!   window; one conditional `ADD` counts a hit only while the window is under its limit.
 //! - `RATE#<scope>#<subject>` / `BUDGET`: a failure budget (see [`super::budget`]) of such a
-//!   subject, e.g. the sign-in failures of one client address.
+//!   subject, e.g. the sign-in failures of one client address, or of a login no user has.
 //!
 //! IPv6 clients are counted per /64, the block one subscriber gets: one address each would
 //! hand an attacker 2^64 fresh budgets.
@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use sha2::{Digest, Sha256};
 
 use super::budget::{self, Names};
-use crate::identity::users::{Budget, Failures};
+use crate::identity::users::{Budget, Failures, normalize_login};
 use crate::store::{CmpOp, Cond, Item, Key, Update, Write};
 
 const N: &str = "n";
@@ -81,6 +81,14 @@ pub fn window_end(secs: i64, now: i64) -> i64 {
 
 pub fn budget_key(scope: &str, subject: &str) -> Key {
     Key::new(pk(scope, subject), BUDGET_SK)
+}
+
+/// The failure budget of a login that names no user: sign-in counts an unknown login's
+/// attempts there as a known login's on its profile (one write the store makes, a lockout
+/// after as many failures), and the item expires once idle. One key per login (hashed, so of
+/// fixed length however long the login), so a run of unknown logins is no hot key.
+pub fn unknown_login_key(login: &str) -> Key {
+    budget_key("unknown-login", &hashed_subject(&normalize_login(login)))
 }
 
 /// Reserves an attempt against a subject's failure budget. The item expires once a block
