@@ -13,7 +13,7 @@ use http::{Method, StatusCode};
 use latchkey_core::crypto::SecretString;
 use latchkey_core::crypto::totp::TotpSecret;
 use latchkey_core::identity::accounts::{self, NewUser};
-use latchkey_core::identity::users::Role;
+use latchkey_core::identity::users::{Factor, Role};
 use latchkey_core::ports::FakeRecaptcha;
 use latchkey_tests::contract::race;
 use latchkey_tests::harness::{Backend, Reply, T0, TestApp};
@@ -1075,7 +1075,8 @@ async fn a_client_enables_and_disables_its_factors_with_fresh_codes(backend: Bac
     let r = t.post(SIGNIN, &credentials(&uuid, EMAIL, PASSWORD)).await;
     assert_eq!(r.json["workflow"], "2fa");
 
-    // Disabling TOTP takes a fresh code (the enrolment's is spent) and ends every session.
+    // Disabling TOTP takes a fresh code (the enrolment's is spent); proven so, it ends no
+    // session (the core's one rule for every dialect, `accounts::switch_off`).
     let r = t
         .get("/api/v2/my/2fa/google/disable/wizard", Some(&access))
         .await;
@@ -1098,8 +1099,14 @@ async fn a_client_enables_and_disables_its_factors_with_fresh_codes(backend: Bac
     assert!(!t.user(uid).await.totp.is_active());
     assert_eq!(
         t.get("/api/v2/my/user", Some(&access)).await.status,
-        StatusCode::UNAUTHORIZED
+        StatusCode::OK
     );
+    // The same flow cannot switch it off twice, and SMS is now the only factor.
+    let r = t
+        .call(Method::POST, enrol, Some(&body), Some(&access))
+        .await;
+    assert_ne!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(t.user(uid).await.second_factors(), [Factor::Sms]);
 }
 
 /// The production verifier (siteverify) against a stand-in for Google's endpoint: the form it

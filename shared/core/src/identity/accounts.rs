@@ -274,15 +274,6 @@ pub async fn confirm_phone(
     change(db, id, changes, Event::FactorEnrolled, via, "sms").await
 }
 
-/// Switches SMS codes off for a user (the number stays on file) and revokes every earlier token.
-pub async fn disable_sms(db: Db<'_>, id: UserId, via: &'static str) -> Result<User, Error> {
-    let changes = profile::Changes::new()
-        .sms_otp(CodeFactor::Off)
-        .clear_budgets(&[Factor::Sms])
-        .revoke_tokens();
-    change(db, id, changes, Event::FactorReset, via, "sms").await
-}
-
 /// Switches the second factor on or off for one user (either way, earlier tokens die: they were
 /// issued under the other rule).
 pub async fn set_two_factor(
@@ -376,18 +367,30 @@ pub async fn set_code_factor(
     }
 }
 
-/// Switches the user's active authenticator app off (the user's own doing, proven with one of
-/// its codes: no token is revoked). `Ok(None)`: it was not active, nothing changed.
-pub async fn disable_totp(
+/// Switches one of the user's second factors off — the user's own doing, proven with a fresh
+/// code of that factor — in one conditional write, so of parallel requests one does. Every
+/// dialect switches a factor off through here, under one rule: it revokes no token (the
+/// sessions were opened with the factor proven, and the same code would switch it off from any
+/// of them); an administrator's reset ([`reset_totp`]) revokes every one. The phone number
+/// stays on file. `Ok(None)`: the factor was not on, nothing changed.
+pub async fn switch_off(
     db: Db<'_>,
     id: UserId,
+    factor: Factor,
     via: &'static str,
 ) -> Result<Option<User>, Error> {
-    match db.apply(profile::remove_active_totp(id, db.now())).await {
+    let write = match factor {
+        Factor::Totp => profile::remove_active_totp(id, db.now()),
+        Factor::Email | Factor::Sms => {
+            return set_code_factor(db, id, factor, &[CodeFactor::On], CodeFactor::Off, via).await;
+        }
+        Factor::Password => return Err(Error::NotConfigured),
+    };
+    match db.apply(write).await {
         Ok(item) => {
             Audit::new(Event::FactorReset, Outcome::Success, via)
                 .user(id)
-                .reason("totp")
+                .reason(factor.as_str())
                 .emit();
             Ok(Some(User::try_from(&item)?))
         }

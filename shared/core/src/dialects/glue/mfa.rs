@@ -398,20 +398,7 @@ pub async fn deactivate(app: &App, call: &Call) -> Answer {
         return Err(GlueError::bad(errors::TYPE_NOT_FOUND));
     }
     check(app, call, &user, t, code).await?;
-    let off = match t {
-        MfaType::Totp => accounts::disable_totp(app.db(), user.id, VIA).await?,
-        _ => {
-            accounts::set_code_factor(
-                app.db(),
-                user.id,
-                factor(t),
-                &[CodeFactor::On],
-                CodeFactor::Off,
-                VIA,
-            )
-            .await?
-        }
-    };
+    let off = accounts::switch_off(app.db(), user.id, factor(t), VIA).await?;
     if off.is_none() {
         // Deactivated (or reset) by another request between our read and our write.
         return Err(GlueError::bad(errors::DEACTIVATION_FAILED));

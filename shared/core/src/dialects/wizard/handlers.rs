@@ -657,7 +657,7 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
             let [code] = required(&obj, ["code"])?;
             si.verify_totp(user.id, &code, origin).await?;
             flows.finish(&flow).await?;
-            accounts::reset_totp(app.db(), user.id, VIA).await?;
+            switch_off(app, &user, Factor::Totp).await?;
             Ok(done(&flow))
         }
         (DISABLE_SMS, STEP_CODE) => {
@@ -672,10 +672,19 @@ pub async fn enrol_step(app: &App, call: &Call) -> Answer {
             )
             .await?;
             flows.finish(&flow).await?;
-            accounts::disable_sms(app.db(), user.id, VIA).await?;
+            switch_off(app, &user, Factor::Sms).await?;
             Ok(done(&flow))
         }
         _ => Err(Error::Flow(flows::FlowError::OutOfOrder).into()),
+    }
+}
+
+/// Switches the client's `factor` off (a fresh code of it proven): the core's one rule, which
+/// revokes no session. Switched off already by a parallel request: not configured.
+async fn switch_off(app: &App, user: &User, factor: Factor) -> Result<(), Error> {
+    match accounts::switch_off(app.db(), user.id, factor, VIA).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotConfigured),
     }
 }
 
