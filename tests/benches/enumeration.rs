@@ -1,17 +1,21 @@
-//! Enumeration, measured: the latency of a sign-in for an account that exists (wrong password)
-//! and for one that does not, 1,000 samples each, interleaved, with the password hash that
-//! ships (argon2id, 19 MiB, t=2), on the embedded store and on DynamoDB (through the local AWS
-//! emulator, when `LATCHKEY_TEST_AWS_ENDPOINT` is set — `./scripts/test` sets it).
+//! Enumeration, measured: for every route that takes an identifier, the latency of a request
+//! naming an account that exists and of one naming none, 1,000 samples each, interleaved, with
+//! the password hash that ships (argon2id, 19 MiB, t=2), on the embedded store and on DynamoDB
+//! (through the local AWS emulator, when `LATCHKEY_TEST_AWS_ENDPOINT` is set — `./scripts/test`
+//! sets it). Sign-in routes try a wrong password; the send routes (a password reset, a login
+//! link) ask for a known or an unknown email.
 //!
 //! ```sh
-//! cargo bench -p latchkey-tests --bench enumeration               # both stores
-//! LATCHKEY_BENCH_SAMPLES=200 cargo bench -p latchkey-tests --bench enumeration
+//! cargo bench -p latchkey-tests --bench enumeration               # every route, both stores
+//! LATCHKEY_BENCH_SAMPLES=200 LATCHKEY_BENCH_ROUTES=glue-access-tokens,wizard-restore \
+//!     cargo bench -p latchkey-tests --bench enumeration
 //! ```
 //!
 //! It prints both distributions (percentiles, mean, a histogram) and the Kolmogorov–Smirnov
 //! distance between them with its 1% critical value: a distance under the critical value means
-//! the samples give no evidence that the two differ. The answers themselves are compared byte
-//! for byte by `security::known_and_unknown_accounts_get_byte_identical_answers`.
+//! the samples give no evidence that the two differ. Every answer's status and body (random
+//! flow ids masked) are collected too, and must be one. The answers themselves are compared
+//! byte for byte by `security::known_and_unknown_accounts_get_byte_identical_answers`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,19 +24,46 @@
     clippy::disallowed_methods // a benchmark measures real time
 )]
 
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use bytes::Bytes;
+use http::Method;
 use latchkey_core::identity::users::Role;
-use latchkey_tests::harness::{Backend, Cost, TestApp};
+use latchkey_core::web::Peer;
+use latchkey_tests::harness::{Backend, Cost, Reply, TestApp};
+use serde_json::{Value, json};
 
-const PATH: &str = "/rest/V1/integration/customer/token";
 const USERS: usize = 50;
+const PASSWORD: &str = "correct horse battery";
+
+/// The routes measured, by name: `LATCHKEY_BENCH_ROUTES` picks some.
+const ROUTES: [&str; 6] = [
+    "magento-customer-token",
+    "magento-admin-token",
+    "glue-access-tokens",
+    "wizard-signin",
+    "wizard-restore",
+    "magic-link-send",
+];
 
 fn samples() -> usize {
     std::env::var("LATCHKEY_BENCH_SAMPLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000)
+}
+
+fn routes() -> Vec<&'static str> {
+    match std::env::var("LATCHKEY_BENCH_ROUTES") {
+        Ok(names) => ROUTES
+            .into_iter()
+            .filter(|r| names.split(',').any(|n| n.trim() == *r))
+            .collect(),
+        Err(_) => ROUTES.to_vec(),
+    }
 }
 
 fn main() {
@@ -50,16 +81,24 @@ fn main() {
         );
     }
     for backend in backends {
-        runtime.block_on(measure(backend, samples()));
+        runtime.block_on(measure(backend, &routes(), samples()));
     }
 }
 
-async fn measure(backend: Backend, n: usize) {
+/// One app for every route, its limits opened wide (so that no sample is throttled or locked:
+/// those answers are equal by construction, and not what is measured here).
+async fn app(backend: Backend) -> TestApp {
     let t = TestApp::on_with_cost(
         backend,
         &[
             ("LATCHKEY_IP_ATTEMPTS", "1000000"),
             ("LATCHKEY_LOCKOUT_FAILURES", "1000"),
+            ("LATCHKEY_WIZARD_LOCKOUT_FAILURES", "1000"),
+            ("LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS", "1"),
+            ("LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR", "1000"),
+            ("LATCHKEY_LINK_SENDS_PER_EMAIL", "1000000"),
+            ("LATCHKEY_LINK_SENDS_PER_IP", "1000000"),
+            ("LATCHKEY_LINK_SENDS_PER_STORE", "1000000"),
         ],
         Cost::Owasp,
     )
@@ -68,60 +107,151 @@ async fn measure(backend: Backend, n: usize) {
         t.add_user(
             &format!("known{i}"),
             &format!("known{i}@example.com"),
-            "correct horse battery",
+            PASSWORD,
             Role::Customer,
         )
         .await;
+        t.add_user(
+            &format!("admin{i}"),
+            &format!("admin{i}@example.com"),
+            PASSWORD,
+            Role::Admin,
+        )
+        .await;
     }
-    let body = |login: &str| {
-        serde_json::json!({"username": login, "password": "wrong password"}).to_string()
+    t
+}
+
+/// The `i`th request of `route` for a known (`known{i}`) or an unknown account; a client
+/// address of its own per sample (the per-address send limits are not what is measured).
+/// Returns how long the answer took, and the answer.
+async fn probe(t: &TestApp, route: &str, i: usize, known: bool) -> (Duration, Reply) {
+    let k = i % USERS;
+    let (login, email) = if known {
+        (format!("known{k}"), format!("known{k}@example.com"))
+    } else {
+        (format!("nobody{i}"), format!("nobody{i}@example.com"))
     };
-    // Warm up both paths (connections, caches, the blocking pool).
-    for i in 0..20 {
-        t.post(PATH, &body(&format!("known{}", i % USERS))).await;
-        t.post(PATH, &body(&format!("warmup{i}@example.com"))).await;
+    let wrong = "wrong password";
+    let (path, content_type, body) = match route {
+        "magento-customer-token" => (
+            "/rest/V1/integration/customer/token",
+            "application/json",
+            json!({"username": login, "password": wrong}),
+        ),
+        "magento-admin-token" => {
+            let admin = if known { format!("admin{k}") } else { login };
+            (
+                "/rest/V1/integration/admin/token",
+                "application/json",
+                json!({"username": admin, "password": wrong}),
+            )
+        }
+        "glue-access-tokens" => (
+            "/access-tokens",
+            "application/vnd.api+json",
+            json!({"data": {"type": "access-tokens", "attributes": {"username": login, "password": wrong}}}),
+        ),
+        "wizard-signin" => {
+            // A flow of its own, asked for before the clock starts.
+            let flow = t.get("/api/v2/my/signin/wizard", None).await;
+            let fingerprint = base64::engine::general_purpose::STANDARD
+                .encode(r#"{"user_agent":"latchkey-bench"}"#);
+            (
+                "/api/v2/my/signin",
+                "application/json",
+                json!({"uuid": flow.json["uuid"], "email": email, "password": wrong,
+                       "device_fingerprint": fingerprint}),
+            )
+        }
+        "wizard-restore" => (
+            "/api/v2/my/signin/password/restore",
+            "application/json",
+            json!({"email": email}),
+        ),
+        "magic-link-send" => (
+            "/rest/V1/otp/send",
+            "application/json",
+            json!({"email": email, "storeId": "1"}),
+        ),
+        other => panic!("no route {other}"),
+    };
+    let peer = IpAddr::V4(Ipv4Addr::new(
+        198,
+        18 + u8::from(known),
+        (i / 250) as u8,
+        (i % 250) as u8 + 1,
+    ));
+    let mut req = http::Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", content_type)
+        .body(Bytes::from(body.to_string()))
+        .unwrap();
+    req.extensions_mut().insert(Peer(peer));
+    let started = Instant::now();
+    let reply = t.send(req).await;
+    (started.elapsed(), reply)
+}
+
+/// The answer with random flow ids masked.
+fn shape(reply: &Reply) -> (u16, String) {
+    let mut v: Value = reply.json.clone();
+    if v.get("uuid").is_some_and(Value::is_string) {
+        v["uuid"] = json!("<uuid>");
     }
-    let mut known = Vec::with_capacity(n);
-    let mut unknown = Vec::with_capacity(n);
-    let mut answers = std::collections::BTreeSet::new();
-    for i in 0..n {
-        // Interleaved, alternating which goes first, so drift hits both alike.
-        let k = body(&format!("known{}", i % USERS));
-        let u = body(&format!("nobody{i}@example.com"));
-        let order: [(&String, bool); 2] = if i % 2 == 0 {
-            [(&k, true), (&u, false)]
-        } else {
-            [(&u, false), (&k, true)]
-        };
-        for (request, is_known) in order {
-            let started = Instant::now();
-            let reply = t.post(PATH, request).await;
-            let took = started.elapsed();
-            answers.insert((reply.status.as_u16(), reply.text));
-            if is_known {
-                known.push(took);
+    let body = if v.is_null() {
+        reply.text.clone()
+    } else {
+        v.to_string()
+    };
+    (reply.status.as_u16(), body)
+}
+
+async fn measure(backend: Backend, routes: &[&str], n: usize) {
+    let t = app(backend).await;
+    for route in routes {
+        // Warm up both paths (connections, caches, the hashing threads).
+        for i in 0..20 {
+            probe(&t, route, n + i, true).await;
+            probe(&t, route, n + i, false).await;
+        }
+        let mut known = Vec::with_capacity(n);
+        let mut unknown = Vec::with_capacity(n);
+        let mut answers = BTreeSet::new();
+        for i in 0..n {
+            // Interleaved, alternating which goes first, so drift hits both alike.
+            let order = if i % 2 == 0 {
+                [true, false]
             } else {
-                unknown.push(took);
+                [false, true]
+            };
+            for is_known in order {
+                let (took, reply) = probe(&t, route, i, is_known).await;
+                answers.insert(shape(&reply));
+                if is_known {
+                    known.push(took);
+                } else {
+                    unknown.push(took);
+                }
             }
         }
+        println!("\n== {backend:?} {route}: {n} requests each, a known account vs an unknown one");
+        println!("   distinct answers seen: {} {:?}", answers.len(), answers);
+        report("known   ", &mut known);
+        report("unknown ", &mut unknown);
+        histogram(&known, &unknown);
+        let d = ks_distance(&known, &unknown);
+        let critical = 1.63 * ((2.0 * n as f64) / (n as f64 * n as f64)).sqrt();
+        println!(
+            "   Kolmogorov-Smirnov distance {d:.4} (1% critical value {critical:.4}): {}",
+            if d < critical {
+                "no evidence the distributions differ"
+            } else {
+                "the distributions differ"
+            }
+        );
     }
-    println!(
-        "\n== {backend:?}: {n} sign-ins each, wrong password for a known account vs an unknown account"
-    );
-    println!("   distinct answers seen: {} {:?}", answers.len(), answers);
-    report("known   ", &mut known);
-    report("unknown ", &mut unknown);
-    histogram(&known, &unknown);
-    let d = ks_distance(&known, &unknown);
-    let critical = 1.63 * ((2.0 * n as f64) / (n as f64 * n as f64)).sqrt();
-    println!(
-        "   Kolmogorov-Smirnov distance {d:.4} (1% critical value {critical:.4}): {}",
-        if d < critical {
-            "no evidence the distributions differ"
-        } else {
-            "the distributions differ"
-        }
-    );
 }
 
 fn ms(d: Duration) -> f64 {

@@ -582,6 +582,7 @@ async fn wizard_walk(w: &mut Walk) {
         ok,
     )
     .await;
+    assert_eq!(w.t.run_link_mailer().await, 1, "the queued reset email");
     let mail =
         w.t.last_email_to("client@example.com")
             .expect("reset email");
@@ -709,7 +710,7 @@ async fn wizard_walk(w: &mut Walk) {
     )
     .await;
 
-    // Enrolment: switching SMS off takes a fresh SMS code (and ends every session) ...
+    // Enrolment: switching SMS off takes a fresh SMS code (and, proven so, ends no session) ...
     let enrol = "/api/v2/my/2fa/wizard";
     let r = w
         .step(

@@ -247,6 +247,7 @@ fn code_policy(use_: Use) -> codes::Policy {
         // Wide, so that these tests see the code's own tries; the factor budget is tested with
         // the sign-in budgets above and through the dialects.
         factor_budget: budget(50, None, 1800),
+        delivery: codes::Delivery::Now,
     }
 }
 
@@ -492,6 +493,87 @@ async fn an_undelivered_code_is_withdrawn_and_counts_nothing(backend: Backend) {
     send(&t, id, "bounce@example.com", &policy)
         .await
         .expect("the failed send was not counted against the account");
+    assert_eq!(t.outbox.emails().len(), 1);
+}
+
+/// Found by review: a password reset emailed its code before answering, and answered an
+/// unknown email at once — a send's latency told which emails are accounts. A queued code's
+/// email is sealed into a mail request in the transaction that issues the code and leaves
+/// through the mailer after the answer; an unknown email's is never stored. The code works
+/// once sent, and the request never sends twice.
+async fn a_queued_code_leaves_after_the_answer_through_the_mailer(backend: Backend) {
+    let (t, recorder) = TestApp::recorded(backend, &[]).await;
+    let id = customer(&t, "queued").await;
+    let policy = codes::Policy {
+        delivery: codes::Delivery::Queued,
+        ..code_policy(Use::Once)
+    };
+    let codes = t.app.codes();
+    recorder.take();
+    codes
+        .send(
+            Recipient::Nobody("nobody@example.com"),
+            "test",
+            Channel::Email,
+            "nobody@example.com",
+            ORIGIN,
+            &policy,
+            &email,
+        )
+        .await
+        .unwrap();
+    let nobody = recorder.take();
+    send(&t, id, "queued@example.com", &policy).await.unwrap();
+    let known = recorder.take();
+    assert_eq!(
+        (known.calls, known.refused, known.written.len()),
+        (nobody.calls, nobody.refused, nobody.written.len()),
+        "one transaction each, of as many items (nobody's mail request a decoy)"
+    );
+    assert!(
+        t.outbox.emails().is_empty(),
+        "nothing sent before the answer"
+    );
+    assert_eq!(t.run_link_mailer().await, 1, "the account's request only");
+    let mail = t
+        .last_email_to("queued@example.com")
+        .expect("sent by the mailer");
+    let code = code_in_mail(&t, "queued@example.com");
+    let Message::Email {
+        subject,
+        text,
+        html,
+    } = email(&code, 30)
+    else {
+        panic!("an email")
+    };
+    assert_eq!(
+        (mail.subject, mail.text, mail.html),
+        (subject, text, html),
+        "as worded"
+    );
+    assert!(verify(&t, id, &code, &policy).await.is_ok());
+    assert_eq!(t.outbox.emails().len(), 1);
+    assert!(t.last_email_to("nobody@example.com").is_none());
+    // The request is spent: running the mailer on it again sends nothing.
+    let requests = t
+        .db()
+        .store
+        .scan_sk(
+            latchkey_core::records::login_link::MAIL_SORT_KEY,
+            10,
+            t.clock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(requests.len(), 1, "none stored for nobody");
+    let request = requests[0].key.clone();
+    assert_eq!(
+        latchkey_core::link_mailer::deliver(&t.app, &request)
+            .await
+            .unwrap(),
+        latchkey_core::identity::links::Delivered::Done
+    );
     assert_eq!(t.outbox.emails().len(), 1);
 }
 
@@ -916,6 +998,7 @@ every_store!(
     sends_are_throttled_per_account_destination_address_and_globally,
     an_undelivered_code_is_withdrawn_and_counts_nothing,
     nobody_gets_the_same_answer_and_no_message,
+    a_queued_code_leaves_after_the_answer_through_the_mailer,
     a_session_rotates_and_a_replayed_refresh_token_revokes_the_family,
     twenty_parallel_refreshes_give_exactly_one_pair,
     revocation_and_credential_changes_end_every_session,

@@ -1232,7 +1232,111 @@ latchkey_tests::flow_suite!(
     sign_ins_without_a_hashing_slot_get_a_fast_retryable_answer_and_count_nothing,
     waiting_sign_ins_are_served_one_slot_at_a_time,
     known_and_unknown_accounts_get_byte_identical_answers,
+    every_dialect_answers_unknown_accounts_as_known_ones,
 );
+
+/// The dialects that landed after the first: Glue's sign-in, the wizard's sign-in and password
+/// reset, and the login-link send answer a request naming no account with the very answer one
+/// naming an account gets (status, headers, body; a wizard flow's random id masked) — and so
+/// do a disabled or wrong-role account's.
+async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) {
+    let (t, recorder) = TestApp::recorded(backend, &[]).await;
+    t.add_user("buyer", "buyer@example.com", PASSWORD, Role::Customer)
+        .await;
+    t.add_user("gone", "gone@example.com", PASSWORD, Role::Customer)
+        .await;
+    accounts::set_active(t.db(), "gone", false, "test")
+        .await
+        .unwrap();
+    t.add_user("staff", "staff@example.com", PASSWORD, Role::Admin)
+        .await;
+    let masked = |r: &Reply| {
+        let (status, headers, text) = exact(r);
+        let text = match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) if v.get("uuid").is_some_and(Value::is_string) => {
+                v["uuid"] = json!("<uuid>");
+                v.to_string()
+            }
+            _ => text,
+        };
+        (status, headers, text)
+    };
+    let glue = |user: &str, password: &str| {
+        let body = json!({"data": {"type": "access-tokens",
+            "attributes": {"username": user, "password": password}}})
+        .to_string();
+        let t = &t;
+        async move {
+            t.request(
+                Method::POST,
+                "/access-tokens",
+                Some(&body),
+                &[("content-type", "application/vnd.api+json")],
+            )
+            .await
+        }
+    };
+    let wizard = |email: &str, password: &str| {
+        let (t, email, password) = (&t, email.to_owned(), password.to_owned());
+        async move {
+            let flow = t.get("/api/v2/my/signin/wizard", None).await;
+            let body = json!({"uuid": flow.json["uuid"], "email": email, "password": password,
+                "device_fingerprint": "eyJ1c2VyX2FnZW50IjoidGVzdCJ9"})
+            .to_string();
+            t.post("/api/v2/my/signin", &body).await
+        }
+    };
+    let unknown = masked(&glue("nobody", "wrong password").await);
+    assert_eq!(unknown.0, StatusCode::UNAUTHORIZED, "{}", unknown.2);
+    for (what, user, password) in [
+        ("wrong password", "buyer", "wrong password"),
+        ("disabled", "gone", PASSWORD),
+        ("over-long login", &"x".repeat(3000), PASSWORD),
+    ] {
+        assert_eq!(masked(&glue(user, password).await), unknown, "glue: {what}");
+    }
+    let unknown = masked(&wizard("nobody@example.com", "wrong password").await);
+    assert_eq!(unknown.0, StatusCode::UNAUTHORIZED, "{}", unknown.2);
+    for (what, email, password) in [
+        ("wrong password", "buyer@example.com", "wrong password"),
+        ("disabled", "gone@example.com", PASSWORD),
+        ("staff", "staff@example.com", PASSWORD),
+    ] {
+        assert_eq!(
+            masked(&wizard(email, password).await),
+            unknown,
+            "wizard: {what}"
+        );
+    }
+    for (path, body) in [
+        ("/api/v2/my/signin/password/restore", json!({})),
+        ("/rest/V1/otp/send", json!({"storeId": "1"})),
+    ] {
+        let ask = |email: &str| {
+            let mut body = body.clone();
+            body["email"] = json!(email);
+            let t = &t;
+            async move { t.post(path, &body.to_string()).await }
+        };
+        recorder.take();
+        let unknown = masked(&ask("nobody@example.com").await);
+        assert_eq!(unknown.0, StatusCode::OK, "{path}: {}", unknown.2);
+        let cost = |r: latchkey_tests::recording::Recorded| (r.calls, r.refused, r.written.len());
+        let unknown_cost = cost(recorder.take());
+        for email in ["buyer@example.com", "gone@example.com", "staff@example.com"] {
+            assert_eq!(masked(&ask(email).await), unknown, "{path}: {email}");
+        }
+        // The customer's request writes what an unknown email's does: as many items (a link and
+        // its mail request, or their decoys) in as many calls.
+        assert_eq!(cost(recorder.take()).1, 0, "{path}: no refused write");
+        ask("buyer@example.com").await;
+        assert_eq!(
+            cost(recorder.take()),
+            unknown_cost,
+            "{path}: the customer's cost"
+        );
+    }
+}
 
 /// A malformed request and the answer it must get: method, path, body, bearer token, status, body.
 type MalformedCase<'a> = (

@@ -816,6 +816,10 @@ async fn a_forced_reset_goes_through_restore_and_reset_and_keeps_the_second_fact
         (modulo_uuid(&known), unknown.status),
         (modulo_uuid(&unknown), StatusCode::OK)
     );
+    // The email is queued: the answer waited for no send (so it takes no longer for an account
+    // than for none); the mailer sends it, one request, to the account only.
+    assert!(t.last_email_to(EMAIL).is_none(), "sent after the answer");
+    assert_eq!(t.run_link_mailer().await, 1);
     assert!(t.last_email_to("nobody@example.com").is_none());
     let mail = t.last_email_to(EMAIL).expect("reset email");
     let code: String = mail

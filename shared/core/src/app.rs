@@ -74,6 +74,8 @@ impl App {
             pepper: self.keys.pepper(),
             mailer: self.mailer.as_ref(),
             sms: self.sms.as_ref(),
+            sealer: &self.keys.sealer,
+            queue: self.link_queue.as_ref(),
         }
     }
 

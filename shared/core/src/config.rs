@@ -10,7 +10,7 @@ use crate::crypto::SecretString;
 
 use crate::crypto::keys::SigningAlg;
 use crate::forwarded::TrustedProxies;
-use crate::identity::codes::{self, SendLimits, Use};
+use crate::identity::codes::{self, Delivery, SendLimits, Use};
 mod glue;
 pub use glue::{GlueConfig, MfaType, Protected};
 
@@ -755,6 +755,7 @@ impl Config {
             use_: Use::Once,
             sends,
             factor_budget: five_a_minute,
+            delivery: Delivery::Now,
         };
         Config {
             public_url_set: false,
@@ -799,6 +800,7 @@ impl Config {
                 sms: code,
                 reset: codes::Policy {
                     ttl_secs: 900,
+                    delivery: Delivery::Queued,
                     ..code
                 },
                 password_recovery: true,
@@ -1068,6 +1070,7 @@ fn wizard(
         use_: Use::Once,
         sends,
         factor_budget: budget,
+        delivery: Delivery::Now,
     };
     let recaptcha = if on_off(get("LATCHKEY_RECAPTCHA"))? {
         let secret = get("LATCHKEY_RECAPTCHA_SECRET").1;
@@ -1108,8 +1111,11 @@ fn wizard(
                 .map(|h: i64| h * 3600)?,
         },
         sms,
+        // Queued: the reset's recipient is named by the client, and the answer must take no
+        // longer for an account than for none.
         reset: codes::Policy {
             ttl_secs: minutes(get("LATCHKEY_WIZARD_RESET_CODE_MINUTES"), 1, 30)?,
+            delivery: Delivery::Queued,
             ..sms
         },
         password_recovery: on_off(get("LATCHKEY_WIZARD_PASSWORD_RECOVERY"))?,

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{ConfigError, bad, number};
 use crate::crypto::keys::SigningAlg;
-use crate::identity::codes::{self, SendLimits, Use};
+use crate::identity::codes::{self, Delivery, SendLimits, Use};
 use crate::identity::limits::Window;
 use crate::identity::sessions;
 use crate::identity::signin::Policy;
@@ -174,6 +174,7 @@ impl GlueConfig {
                 global: window("LATCHKEY_GLUE_CODE_SENDS_GLOBAL")?,
             },
             factor_budget: lockout,
+            delivery: Delivery::Now,
         };
         Ok(GlueConfig {
             signin: Policy {
@@ -241,6 +242,7 @@ impl GlueConfig {
                     global: window(1000),
                 },
                 factor_budget: lockout,
+                delivery: Delivery::Now,
             },
             customer_reference_prefix: "DE".into(),
             types: MfaType::ALL.to_vec(),

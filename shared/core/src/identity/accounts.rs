@@ -50,6 +50,28 @@ pub async fn find(db: Db<'_>, login_name: &str) -> Result<Option<User>, StoreErr
     }
 }
 
+/// [`find`], for a flow whose answer must not tell whether the login is an account's (a reset
+/// or a link asked for by email): an unknown login — an over-long one too — costs the reads a
+/// known one does, a login pointer and a profile, decoys standing in for what is not there.
+pub async fn find_alike(db: Db<'_>, login_name: &str) -> Result<Option<User>, StoreError> {
+    let decoy = profile::decoy_key(login_name);
+    let pointer = if login_name.len() > MAX_LOGIN_BYTES {
+        // No key may be made of it: the decoy stands in for the pointer's read as well.
+        db.get(&decoy).await?
+    } else {
+        db.get(&login::key(login_name)).await?
+    };
+    match pointer {
+        Some(pointer) if login_name.len() <= MAX_LOGIN_BYTES => {
+            get(db, login::uid_of(&pointer)?).await
+        }
+        _ => {
+            db.get(&decoy).await?;
+            Ok(None)
+        }
+    }
+}
+
 async fn require(db: Db<'_>, login_name: &str) -> Result<User, Error> {
     find(db, login_name).await?.ok_or(Error::NotFound)
 }

@@ -16,15 +16,19 @@
 //!   slot are written, nothing is sent, and the caller gets the same answer.
 
 use crate::audit::{Audit, Event, Outcome};
+use crate::crypto::SecretString;
+use crate::crypto::aead::Sealer;
 use crate::crypto::codes as crypto_codes;
-use crate::ports::{Email, Mailer, Rng, Sms, SmsSender};
+use crate::ports::{Email, LinkQueue, Mailer, Rng, Sms, SmsSender};
 use crate::records::code::{self as record, Slot};
-use crate::records::{profile, rate};
+use crate::records::login_link::{self as mail, MailKind, MailRequest, MailState};
+use crate::records::{decoy, profile, rate};
 use crate::store::{Cond, StoreError, TxOp};
 
 use super::limits::{self, Counter, Reservation, Window};
+use super::links::Worded;
 use super::users::{Budget, Factor, UserId, normalize_login};
-use super::{Db, Error, Origin};
+use super::{Db, Error, Fault, Origin};
 
 /// Longest life of any code (the product's rule).
 pub const MAX_TTL_SECS: i64 = 30 * 60;
@@ -64,6 +68,21 @@ pub enum Use {
     UntilExpiry,
 }
 
+/// When a code's message leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Before the answer: a message that cannot be delivered is withdrawn (its counts given
+    /// back) and the caller told.
+    Now,
+    /// After the answer, by the mailer (email; a text has no queue and leaves now): the message
+    /// is worded and sealed into a mail request written in the transaction that issues the
+    /// code. For a purpose whose recipient the client names (a password reset by email): the
+    /// answer then waits for no send, so it takes no longer for an account than for none
+    /// ([`Recipient::Nobody`]). A message that cannot be delivered is retried, then given up,
+    /// and its code expires unused.
+    Queued,
+}
+
 /// Limits on sending codes of one purpose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SendLimits {
@@ -84,6 +103,7 @@ pub struct Policy {
     pub sends: SendLimits,
     /// The account's failure budget for the code's factor (shared by every purpose).
     pub factor_budget: Budget,
+    pub delivery: Delivery,
 }
 
 impl Policy {
@@ -141,6 +161,11 @@ pub struct Codes<'a> {
     pub pepper: &'a [u8],
     pub mailer: &'a dyn Mailer,
     pub sms: &'a dyn SmsSender,
+    /// Seals a queued message ([`Delivery::Queued`]) in its mail request.
+    pub sealer: &'a Sealer,
+    /// Told of each queued message (the local server's mailer; nothing on AWS, where the
+    /// table's stream is the queue).
+    pub queue: &'a dyn LinkQueue,
 }
 
 fn subject_of(to: Recipient<'_>) -> String {
@@ -221,6 +246,35 @@ impl Codes<'_> {
             )
             .into_op(),
         );
+        let minutes = (policy.ttl_secs + 59) / 60;
+        let message = render(code.expose(), minutes);
+        // Worded and sealed for an account and for nobody alike (only an account's is stored;
+        // nobody's transaction writes its decoy).
+        let queued = match (&message, policy.delivery) {
+            (
+                Message::Email {
+                    subject,
+                    text,
+                    html,
+                },
+                Delivery::Queued,
+            ) => {
+                let worded = Worded {
+                    subject: subject.clone(),
+                    text: text.clone(),
+                    html: html.clone(),
+                };
+                let request = self.queued_request(&worded, to, destination, expires_at)?;
+                let op = mail::request_op(&request);
+                match to {
+                    Recipient::User(_) => ops.push(op),
+                    // As large a write, holding nothing.
+                    Recipient::Nobody(_) => ops.extend(decoy::of_puts(&[op], now)),
+                }
+                Some(mail::mail_key(&request.link_id))
+            }
+            _ => None,
+        };
         let refused = |reason| {
             Audit::new(Event::CodeSent, Outcome::Failure, origin.via)
                 .ip(origin.ip)
@@ -247,8 +301,16 @@ impl Codes<'_> {
             Recipient::User(uid) => uid,
             Recipient::Nobody(_) => return Ok(Sent { expires_at }),
         };
-        let minutes = (policy.ttl_secs + 59) / 60;
-        let delivered = match render(code.expose(), minutes) {
+        if let Some(key) = queued {
+            self.queue.requested(&key);
+            Audit::new(Event::CodeSent, Outcome::Success, origin.via)
+                .user(uid)
+                .ip(origin.ip)
+                .reason("email_queued")
+                .emit();
+            return Ok(Sent { expires_at });
+        }
+        let delivered = match message {
             Message::Email {
                 subject,
                 text,
@@ -282,6 +344,38 @@ impl Codes<'_> {
             .reason(channel.as_str())
             .emit();
         Ok(Sent { expires_at })
+    }
+
+    /// The mail request of a queued email to `destination`, sealed to its own id.
+    fn queued_request(
+        &self,
+        worded: &Worded,
+        to: Recipient<'_>,
+        destination: &str,
+        expires_at: i64,
+    ) -> Result<MailRequest, Error> {
+        let json = SecretString::new(serde_json::to_string(worded).map_err(|_| Fault::Task)?);
+        let id = crypto_codes::url_token(self.rng, 16)?;
+        let sealed = self.sealer.seal(
+            json.expose().as_bytes(),
+            &mail::message_aad(id.expose()),
+            self.rng,
+        )?;
+        Ok(MailRequest {
+            kind: MailKind::Message,
+            link_id: id.expose().to_owned(),
+            uid: match to {
+                Recipient::User(uid) => uid,
+                Recipient::Nobody(_) => 0,
+            },
+            store_id: 0,
+            to: destination.to_owned(),
+            path: String::new(),
+            sealed,
+            valid_until: expires_at,
+            state: MailState::Pending,
+            tries: 0,
+        })
     }
 
     /// Sends a code of `purpose` by SMS to `user`'s verified phone — and to no other number: a

@@ -22,12 +22,12 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::crypto::aead::Sealer;
 use crate::crypto::{SecretString, codes};
 use crate::ports::{Email, LinkQueue, Mailer, Rng};
-use crate::records::login_link::{self as record, MailRequest, MailState};
-use crate::records::{profile, rate};
+use crate::records::login_link::{self as record, MailKind, MailRequest, MailState};
+use crate::records::{decoy, rate};
 use crate::store::{Key, StoreError};
 
 use super::limits::{self, Counter, Window};
-use super::users::{MAX_LOGIN_BYTES, Role, User, UserId, normalize_login};
+use super::users::{Role, User, UserId, normalize_login};
 use super::{Db, Error, Fault, accounts};
 
 pub use record::LinkRecord as Link;
@@ -138,6 +138,25 @@ pub enum Sent {
     Duplicate,
 }
 
+/// A queued message as sealed in its mail request: worded when it was asked for.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Worded {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Worded {
+    fn email(self, to: &str) -> Email {
+        Email {
+            to: to.to_owned(),
+            subject: self.subject,
+            text: self.text,
+            html: self.html,
+        }
+    }
+}
+
 /// What a mailer did with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivered {
@@ -169,7 +188,7 @@ impl Links<'_> {
 
     fn new_link(
         &self,
-        user: &User,
+        (uid, token_gen): (UserId, u64),
         store_id: u32,
         ttl_secs: i64,
         next: Option<&str>,
@@ -180,9 +199,9 @@ impl Links<'_> {
         let link = Link {
             id: id.expose().to_owned(),
             hash: self.hash(token.expose()),
-            uid: user.id,
+            uid,
             store_id,
-            token_gen: user.token_gen,
+            token_gen,
             next: next.map(str::to_owned),
             created_at: now,
             valid_until: now.saturating_add(ttl_secs.max(1)),
@@ -203,6 +222,7 @@ impl Links<'_> {
             self.sealer
                 .seal(token.as_bytes(), &record::sealing_aad(&link.id), self.rng)?;
         Ok(MailRequest {
+            kind: record::MailKind::Link,
             link_id: link.id.clone(),
             uid: link.uid,
             store_id: link.store_id,
@@ -225,7 +245,7 @@ impl Links<'_> {
         next: Option<&str>,
         via: &'static str,
     ) -> Result<Issued, Error> {
-        let (token, link) = self.new_link(user, store_id, ttl_secs, next)?;
+        let (token, link) = self.new_link((user.id, user.token_gen), store_id, ttl_secs, next)?;
         self.db
             .store
             .transact(record::issue_ops(&link), self.db.now())
@@ -356,21 +376,9 @@ impl Links<'_> {
         eligible: &(dyn Fn(&User) -> bool + Sync),
     ) -> Result<Sent, Error> {
         let now = self.db.now();
-        let user = if req.email.len() > MAX_LOGIN_BYTES {
-            None
-        } else {
-            accounts::find(self.db, req.email).await?
-        };
-        let user = match user {
-            Some(u) if u.role == Role::Customer && u.active && eligible(&u) => Some(u),
-            other => {
-                // An unknown email reads what a known one does: the login and a profile.
-                if other.is_none() {
-                    self.db.get(&profile::decoy_key(req.email)).await?;
-                }
-                None
-            }
-        };
+        let user = accounts::find_alike(self.db, req.email)
+            .await?
+            .filter(|u| u.role == Role::Customer && u.active && eligible(u));
         let counters: Vec<Counter> = [
             Some(Counter::new(
                 "link-email",
@@ -393,13 +401,20 @@ impl Links<'_> {
             ops.push(record::request_id_op(&rate::hashed_subject(id), now));
             ops.len() - 1
         });
+        // A link and its mail request, made for an unknown email too — whose transaction
+        // writes their decoys instead (as many items, as large, holding nothing).
+        let owner = user.as_ref().map_or((0, 0), |u| (u.id, u.token_gen));
+        let to = user.as_ref().map_or(req.email, |u| u.email.as_str());
+        let (token, link) = self.new_link(owner, req.store_id, req.ttl_secs, req.next)?;
+        let request = self.mail_request(&link, token.expose(), to, req.path)?;
+        let mut made = record::issue_ops(&link);
+        made.push(record::request_op(&request));
         let mut mail_key = None;
-        if let Some(user) = &user {
-            let (token, link) = self.new_link(user, req.store_id, req.ttl_secs, req.next)?;
-            let request = self.mail_request(&link, token.expose(), &user.email, req.path)?;
-            ops.extend(record::issue_ops(&link));
-            ops.push(record::request_op(&request));
+        if user.is_some() {
+            ops.extend(made);
             mail_key = Some(record::mail_key(&link.id));
+        } else {
+            ops.extend(decoy::of_puts(&made, now));
         }
         let audit = |outcome, reason| {
             let mut a = Audit::new(Event::LinkRequested, outcome, req.via).reason(reason);
@@ -528,39 +543,50 @@ impl Links<'_> {
             Err(e) => return Err(e.into()),
         };
         let give_up = async |why: &'static str| {
-            tracing::warn!(link_id = %request.link_id, why, "login link email given up");
+            tracing::warn!(link_id = %request.link_id, why, "queued email given up");
             match self.db.apply(record::release(key.clone(), true)).await {
                 Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(Delivered::Done),
                 Err(e) => Err(Error::from(e)),
             }
         };
-        let token = match self
-            .sealer
-            .open(&request.sealed, &record::sealing_aad(&request.link_id))
-        {
+        let aad = match request.kind {
+            MailKind::Link => record::sealing_aad(&request.link_id),
+            MailKind::Message => record::message_aad(&request.link_id),
+        };
+        let opened = match self.sealer.open(&request.sealed, &aad) {
             Ok(bytes) => match String::from_utf8(bytes.expose().to_vec()) {
                 Ok(t) => SecretString::new(t),
-                Err(_) => return give_up("token does not open").await,
+                Err(_) => return give_up("does not open").await,
             },
-            Err(_) => return give_up("token does not open").await,
+            Err(_) => return give_up("does not open").await,
         };
-        let Some(email) = compose(&request, token.expose()) else {
-            return give_up("no such store").await;
+        let email = match request.kind {
+            MailKind::Link => compose(&request, opened.expose()),
+            MailKind::Message => serde_json::from_str::<Worded>(opened.expose())
+                .ok()
+                .map(|w| w.email(&request.to)),
+        };
+        let Some(email) = email else {
+            return give_up("cannot be worded").await;
         };
         match mailer.send_email(&email).await {
             Ok(()) => {
                 if let Err(e) = self.db.apply(record::sent(key.clone())).await {
                     tracing::warn!(error = %e, link_id = %request.link_id, "sent, but not marked sent");
                 }
+                let reason = match request.kind {
+                    MailKind::Link => "login_link",
+                    MailKind::Message => "email",
+                };
                 Audit::new(Event::CodeSent, Outcome::Success, "link-mailer")
                     .user(request.uid)
-                    .reason("login_link")
+                    .reason(reason)
                     .emit();
                 Ok(Delivered::Sent)
             }
             Err(e) => {
                 let last = request.tries >= MAILER_MAX_TRIES;
-                tracing::warn!(error = %e, link_id = %request.link_id, tries = request.tries, last, "login link email not sent");
+                tracing::warn!(error = %e, link_id = %request.link_id, tries = request.tries, last, "queued email not sent");
                 match self.db.apply(record::release(key.clone(), last)).await {
                     Ok(_) | Err(StoreError::ConditionFailed { .. }) => {}
                     Err(e) => return Err(e.into()),

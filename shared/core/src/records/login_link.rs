@@ -8,11 +8,12 @@
 //!   used and expired links for a day.
 //! - `USER#<uid>` / `LINK#<created>#<id>`: the customer's index of links (one `Query` lists
 //!   them, oldest first), pointing at the link by its hash.
-//! - `LINKMAIL#<id>` / `REQUEST`: "this link is to be emailed" — the item the table's stream
+//! - `LINKMAIL#<id>` / `REQUEST`: "this is to be emailed" — the item the table's stream
 //!   hands to the `link-mailer` function (its event filter lets only these through). It holds
-//!   the token sealed (AES-GCM, bound to the link id), never in clear, and doubles as the
+//!   a link's token, or a whole message (a one-time code's email: [`MailKind::Message`]),
+//!   sealed (AES-GCM, bound to the request id), never in clear, and doubles as the
 //!   idempotency record of the send: the mailer claims it with a lease, sends, and marks it
-//!   `sent` (dropping the sealed token), so a retried event never sends a second email.
+//!   `sent` (dropping the sealed part), so a retried event never sends a second email.
 //! - `LINKREQ#<hash of a request id>` / `LINKREQ`: an event's request id, written with the
 //!   link it asked for, so a redelivered event asks for nothing more.
 
@@ -48,6 +49,7 @@ mod attr {
     pub const STATE: &str = "state";
     pub const TRIES: &str = "tries";
     pub const LEASE: &str = "lease_until";
+    pub const KIND: &str = "kind";
 }
 
 /// A link as stored (never the token).
@@ -220,9 +222,30 @@ impl MailState {
     }
 }
 
-/// A request to email one link.
+/// What a mail request holds sealed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    /// A login link's token: the mailer words the store's link email around it.
+    Link,
+    /// A whole email, worded when it was asked for (subject, text and HTML, as JSON): a
+    /// one-time code's, queued so that the answer to the request that asked for it does not
+    /// wait for the send — and so takes no longer for an account than for none.
+    Message,
+}
+
+impl MailKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Link => "link",
+            MailKind::Message => "message",
+        }
+    }
+}
+
+/// A request to email one link (or one message, see [`MailKind`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct MailRequest {
+    pub kind: MailKind,
     pub link_id: String,
     pub uid: UserId,
     pub store_id: u32,
@@ -260,10 +283,17 @@ pub fn sealing_aad(link_id: &str) -> Vec<u8> {
     format!("latchkey:login-link:{link_id}").into_bytes()
 }
 
+/// What binds a sealed message to its request (another context than a link's token, so
+/// neither opens as the other).
+pub fn message_aad(id: &str) -> Vec<u8> {
+    format!("latchkey:mail-message:{id}").into_bytes()
+}
+
 /// Records a mail request, once per link; it expires with the link.
 pub fn request_op(r: &MailRequest) -> TxOp {
     TxOp::Put {
         item: Item::new(mail_key(&r.link_id))
+            .with(attr::KIND, r.kind.as_str())
             .with(attr::ID, r.link_id.as_str())
             .with(attr::UID, number(r.uid))
             .with(attr::STORE, i64::from(r.store_id))
@@ -287,6 +317,11 @@ impl TryFrom<&Item> for MailRequest {
                 .ok_or_else(|| corrupt(&item.key, name))
         };
         Ok(MailRequest {
+            kind: match item.str(attr::KIND) {
+                None | Some("link") => MailKind::Link,
+                Some("message") => MailKind::Message,
+                Some(_) => return Err(corrupt(&item.key, attr::KIND)),
+            },
             link_id: text(attr::ID)?,
             uid: id_attr(item, attr::UID)?,
             store_id: item
@@ -421,6 +456,7 @@ mod tests {
     #[test]
     fn a_mail_request_is_claimed_once_until_its_lease_runs_out() {
         let req = MailRequest {
+            kind: MailKind::Link,
             link_id: "abc".into(),
             uid: 7,
             store_id: 1,

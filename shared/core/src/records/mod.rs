@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod code;
 pub mod counter;
+pub mod decoy;
 pub mod family;
 pub mod flow;
 pub mod integration;

@@ -326,7 +326,7 @@ pub async fn restore(app: &App, call: &Call) -> Answer {
     if !cfg.password_recovery {
         return Err(WizardError::not_offered());
     }
-    let user = accounts::find(app.db(), &email).await?.filter(|u| {
+    let user = accounts::find_alike(app.db(), &email).await?.filter(|u| {
         u.role == Role::Customer
             && u.active
             && users::normalize_login(&u.email) == users::normalize_login(&email)
