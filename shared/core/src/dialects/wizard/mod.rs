@@ -131,7 +131,8 @@ pub static ROUTES: &[Route] = &[
         "wizard-password-restore",
         POST,
         "signin/password/restore",
-        Email,
+        // Queued: `link-mailer` sends it, after the answer.
+        Nothing,
         true,
         "Emails a password-reset code (the same answer for unknown emails); its uuid goes to the reset.",
         handlers::restore
