@@ -1568,3 +1568,77 @@ async fn throttled_dynamodb_is_retried_then_reported_busy_after_bounded_attempts
     assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
     assert_eq!(service.bodies().len(), MAX_ATTEMPTS as usize);
 }
+
+/// The table's stream carries keys only (issue 13): a profile change — an authenticator set up,
+/// a password changed — hands a consumer of the stream, read here by boto3 (a client that
+/// shares no code with latchkey), the item's key and nothing of its password hash or sealed
+/// secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_change_hands_no_secret_to_the_stream() {
+    use latchkey_core::crypto::SecretString;
+    use latchkey_core::identity::accounts;
+    let table = format!("latchkey-stream-{}", namespace());
+    let t = TestApp::with(Arc::new(dynamodb_table(&table).await), &[]);
+    let (user, _) = t
+        .add_admin_with_totp("streamed", "correct horse battery")
+        .await;
+    accounts::set_password(
+        t.db(),
+        &t.app.hasher,
+        t.app.rng.as_ref(),
+        user.id,
+        &SecretString::new("another horse battery".into()),
+        "test",
+    )
+    .await
+    .unwrap();
+    let script = r#"
+import boto3, json, sys
+kw = dict(endpoint_url=sys.argv[1], region_name="us-east-1",
+          aws_access_key_id="testing", aws_secret_access_key="testing")
+arn = boto3.client("dynamodb", **kw).describe_table(TableName=sys.argv[2])["Table"]["LatestStreamArn"]
+streams = boto3.client("dynamodbstreams", **kw)
+records = []
+for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    records += streams.get_records(ShardIterator=it, Limit=1000)["Records"]
+print(json.dumps(records, default=str))
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            &latchkey_tests::stores::aws_endpoint(),
+            &table,
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let records: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let profile = format!("USER#{}", user.id);
+    let of_profile: Vec<_> = records
+        .iter()
+        .filter(|r| r["dynamodb"]["Keys"]["pk"]["S"] == profile.as_str())
+        .collect();
+    assert!(
+        of_profile.iter().any(|r| r["eventName"] == "MODIFY"),
+        "the changes reached the stream: {text}"
+    );
+    for r in &records {
+        let view = &r["dynamodb"];
+        assert_eq!(view["StreamViewType"], "KEYS_ONLY", "{r}");
+        assert!(
+            view.get("NewImage").is_none() && view.get("OldImage").is_none(),
+            "{r}"
+        );
+    }
+    for secret in ["password_hash", "$argon2id", "totp_secret"] {
+        assert!(!text.contains(secret), "{secret} in the stream: {text}");
+    }
+}

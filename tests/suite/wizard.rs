@@ -489,6 +489,39 @@ async fn fifty_parallel_wrong_passwords_check_at_most_five_then_block(backend: B
     assert_eq!(r.json["error"], "invalid_credentials");
 }
 
+/// Found by review: a reset flow asked for an unknown email answered `invalid_code` for ever,
+/// while an account's locked after its budget of wrong codes — so a few wrong codes told which
+/// emails are accounts. An unknown email's tries now count, and lock, as an account's do: the
+/// same answers, try by try.
+async fn wrong_reset_codes_lock_an_unknown_email_as_they_lock_an_account(backend: Backend) {
+    let t = TestApp::on(backend).await;
+    client(&t, EMAIL, false, false).await;
+    let restore = "/api/v2/my/signin/password/restore";
+    let reset = "/api/v2/my/signin/password/reset";
+    let mut answers = Vec::new();
+    for email in [EMAIL, "nobody@example.com"] {
+        let r = t.post(restore, &json!({"email": email}).to_string()).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let uuid = r.json["uuid"].as_str().unwrap().to_owned();
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let body = json!({"uuid": uuid, "code": "000000", "password": "N3w password!"});
+            let r = t.post(reset, &body.to_string()).await;
+            seen.push((r.status, r.json["error"].clone(), r.json["retryAt"].clone()));
+        }
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1], "an account's tries and nobody's");
+    assert_eq!(answers[0][0].1, "invalid_code");
+    assert!(
+        answers[0]
+            .iter()
+            .any(|(status, ..)| *status == StatusCode::TOO_MANY_REQUESTS),
+        "the tries run out: {:?}",
+        answers[0]
+    );
+}
+
 async fn failed_codes_count_too_and_unknown_emails_answer_the_same(backend: Backend) {
     let t = TestApp::on(backend).await;
     client(&t, EMAIL, true, false).await;
@@ -1161,6 +1194,7 @@ latchkey_tests::flow_suite!(
     one_factor_skips_the_choice_and_none_signs_in_at_once,
     fifty_parallel_wrong_passwords_check_at_most_five_then_block,
     failed_codes_count_too_and_unknown_emails_answer_the_same,
+    wrong_reset_codes_lock_an_unknown_email_as_they_lock_an_account,
     sms_codes_are_resent_at_most_five_times_an_hour,
     bad_input_gets_one_clear_error_shape_and_changes_nothing,
     a_forced_reset_goes_through_restore_and_reset_and_keeps_the_second_factor,

@@ -22,6 +22,13 @@ pub const MAX_ATTEMPTS: u32 = 4;
 pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DYNAMODB_MAX_ATTEMPTS: u32 = 3;
+/// The key set's one SSM read at a cold start. `GetParameter` allows 40 calls a second per
+/// account and region by default (10,000 with SSM's higher-throughput setting, which a
+/// deployment for sale-day peaks turns on: see the README): a burst of cold starts is
+/// throttled, so the read retries adaptively (the client slows itself down) with up to
+/// [`SSM_MAX_ATTEMPTS`] attempts, all within Lambda's 10 s for a function's initialisation.
+pub const SSM_MAX_ATTEMPTS: u32 = 8;
+pub const SSM_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 /// Timeouts of a function's SES and SNS calls: slower services, one call per request at most.
 pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DELIVERY_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,7 +95,17 @@ impl AwsClients {
                     .timeout_config(delivery)
                     .build(),
             ),
-            ssm: aws_sdk_ssm::Client::new(&config),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&config)
+                    .timeout_config(timeouts(Duration::from_secs(2), SSM_OPERATION_TIMEOUT))
+                    .retry_config(
+                        RetryConfig::adaptive()
+                            .with_max_attempts(SSM_MAX_ATTEMPTS)
+                            .with_initial_backoff(Duration::from_millis(100))
+                            .with_max_backoff(Duration::from_secs(2)),
+                    )
+                    .build(),
+            ),
         })
     }
 }

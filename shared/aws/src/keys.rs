@@ -3,7 +3,7 @@
 //! under the same KMS key by `latchkey keys rotate`.
 
 use aws_sdk_ssm::error::DisplayErrorContext;
-use aws_sdk_ssm::types::{ParameterStringFilter, ParameterType};
+use aws_sdk_ssm::types::{ParameterStringFilter, ParameterTier, ParameterType};
 
 /// The parameter as read for a rotation.
 pub struct Current {
@@ -78,6 +78,9 @@ pub async fn write(
         .name(name)
         .value(json)
         .r#type(ParameterType::SecureString)
+        // A key set outgrows a standard parameter's 4 KB once rotated (5.7 KB after one
+        // `keys rotate --all`): intelligent tiering makes it an advanced one (8 KB) only then.
+        .tier(ParameterTier::IntelligentTiering)
         .set_key_id(current.key_id.clone())
         .overwrite(true)
         .send()

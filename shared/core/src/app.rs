@@ -109,6 +109,7 @@ impl App {
             db: self.db(),
             hasher: &self.hasher,
             sealer: &self.keys.sealer,
+            pepper: self.keys.pepper(),
             policy,
         }
     }

@@ -72,6 +72,23 @@ pub async fn find_alike(db: Db<'_>, login_name: &str) -> Result<Option<User>, St
     }
 }
 
+/// Who a self-service email asked for by `email` (a password-reset code, a login link) may go
+/// to: the active customer whose email it is (not a username typed into the field), if
+/// `eligible` (e.g. of the store asked for) — found as [`find_alike`] finds, at the cost of a
+/// known login for an unknown one. Every dialect that emails on request asks here.
+pub async fn self_service_customer(
+    db: Db<'_>,
+    email: &str,
+    eligible: &(dyn Fn(&User) -> bool + Sync),
+) -> Result<Option<User>, StoreError> {
+    Ok(find_alike(db, email).await?.filter(|u| {
+        u.role == Role::Customer
+            && u.active
+            && users::normalize_login(&u.email) == users::normalize_login(email)
+            && eligible(u)
+    }))
+}
+
 async fn require(db: Db<'_>, login_name: &str) -> Result<User, Error> {
     find(db, login_name).await?.ok_or(Error::NotFound)
 }

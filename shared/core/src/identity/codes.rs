@@ -25,7 +25,7 @@ use crate::records::login_link::{self as mail, MailKind, MailRequest, MailState}
 use crate::records::{decoy, profile, rate};
 use crate::store::{Cond, StoreError, TxOp};
 
-use super::limits::{self, Counter, Reservation, Window};
+use super::limits::{self, Counter, Reservation, SubjectReservation, Window};
 use super::links::Worded;
 use super::users::{Budget, Factor, UserId, normalize_login};
 use super::{Db, Error, Fault, Origin};
@@ -168,12 +168,12 @@ pub struct Codes<'a> {
     pub queue: &'a dyn LinkQueue,
 }
 
-fn subject_of(to: Recipient<'_>) -> String {
+fn subject_of(pepper: &[u8], to: Recipient<'_>) -> String {
     match to {
         Recipient::User(id) => id.to_string(),
         Recipient::Nobody(identifier) => format!(
             "unknown-{}",
-            rate::hashed_subject(&normalize_login(identifier))
+            rate::hashed_subject(pepper, &normalize_login(identifier))
         ),
     }
 }
@@ -184,6 +184,7 @@ fn hash_context(purpose: &str, channel: Channel, subject: &str) -> String {
 
 /// The four send counters of one send, in transaction order.
 fn send_counters(
+    pepper: &[u8],
     channel: Channel,
     subject: &str,
     destination: &str,
@@ -195,7 +196,7 @@ fn send_counters(
         Counter::new(format!("code-account-{ch}"), subject, limits.per_account),
         Counter::new(
             format!("code-destination-{ch}"),
-            rate::hashed_subject(&normalize_login(destination)),
+            rate::hashed_subject(pepper, &normalize_login(destination)),
             limits.per_destination,
         ),
         Counter::new(
@@ -223,7 +224,7 @@ impl Codes<'_> {
     ) -> Result<Sent, Error> {
         let policy = policy.capped();
         let now = self.db.now();
-        let subject = subject_of(to);
+        let subject = subject_of(self.pepper, to);
         let code = crypto_codes::numeric_code(self.rng, policy.digits)?;
         let id = crypto_codes::url_token(self.rng, 12)?;
         let hash = crypto_codes::keyed_hash(
@@ -233,7 +234,14 @@ impl Codes<'_> {
         );
         let expires_at = now + policy.ttl_secs;
         let slot = record::key(&subject, purpose, channel.as_str());
-        let counters = send_counters(channel, &subject, destination, origin, &policy.sends);
+        let counters = send_counters(
+            self.pepper,
+            channel,
+            &subject,
+            destination,
+            origin,
+            &policy.sends,
+        );
         let mut ops = limits::hit_ops(&counters, now);
         ops.push(
             record::issue(
@@ -424,42 +432,77 @@ impl Codes<'_> {
         policy: &Policy,
         origin: Origin,
     ) -> Result<Verified, Error> {
+        self.verify_for(Recipient::User(uid), purpose, channel, code, policy, origin)
+            .await
+    }
+
+    /// [`Codes::verify`] for whoever a code was sent to — [`Recipient::Nobody`] included, for a
+    /// flow whose answers must not tell whether an account exists (a password reset asked for
+    /// an unknown email): nobody's tries count against a failure budget of that identifier's
+    /// own and the decoy code's tries, and lock, as an account's do; no code of nobody's is
+    /// ever right (none was sent).
+    pub async fn verify_for(
+        &self,
+        to: Recipient<'_>,
+        purpose: &'static str,
+        channel: Channel,
+        code: &str,
+        policy: &Policy,
+        origin: Origin,
+    ) -> Result<Verified, Error> {
         let policy = policy.capped();
         let factor = channel.factor();
-        let fail = |reason| {
-            Audit::new(Event::SecondFactor, Outcome::Failure, origin.via)
-                .user(uid)
-                .ip(origin.ip)
-                .reason(reason)
-                .emit()
+        let uid = match to {
+            Recipient::User(uid) => Some(uid),
+            Recipient::Nobody(_) => None,
         };
+        let fail = |reason| {
+            let mut a = Audit::new(Event::SecondFactor, Outcome::Failure, origin.via)
+                .ip(origin.ip)
+                .reason(reason);
+            if let Some(uid) = uid {
+                a = a.user(uid);
+            }
+            a.emit()
+        };
+        let subject = subject_of(self.pepper, to);
         // The account's budget for the factor first: it bounds guesses across codes and purposes.
-        match limits::reserve(
-            self.db,
-            &profile::key(uid),
-            factor,
-            &policy.factor_budget,
-            profile::Guard::Exists,
-            &[],
-        )
-        .await?
-        {
-            Reservation::Granted(user) => {
-                if user.budgets.of(factor).count >= policy.factor_budget.max_failures {
-                    Audit::new(Event::Lockout, Outcome::Failure, origin.via)
-                        .user(uid)
-                        .reason(factor.as_str())
-                        .emit();
+        match uid {
+            Some(uid) => match limits::reserve(
+                self.db,
+                &profile::key(uid),
+                factor,
+                &policy.factor_budget,
+                profile::Guard::Exists,
+                &[],
+            )
+            .await?
+            {
+                Reservation::Granted(user) => {
+                    if user.budgets.of(factor).count >= policy.factor_budget.max_failures {
+                        Audit::new(Event::Lockout, Outcome::Failure, origin.via)
+                            .user(uid)
+                            .reason(factor.as_str())
+                            .emit();
+                    }
+                }
+                Reservation::Locked { until } => {
+                    fail("locked");
+                    return Err(Error::Locked { until });
+                }
+                Reservation::NoUser | Reservation::Refused(_) => return Err(Error::InvalidCode),
+            },
+            None => {
+                let key = rate::budget_key(&format!("unknown-{}", factor.as_str()), &subject);
+                if let SubjectReservation::Blocked { until } =
+                    limits::reserve_subject(self.db, &key, &policy.factor_budget).await?
+                {
+                    fail("locked");
+                    return Err(Error::Locked { until });
                 }
             }
-            Reservation::Locked { until } => {
-                fail("locked");
-                return Err(Error::Locked { until });
-            }
-            Reservation::NoUser | Reservation::Refused(_) => return Err(Error::InvalidCode),
         }
         // Then the code's own tries.
-        let subject = uid.to_string();
         let key = record::key(&subject, purpose, channel.as_str());
         let slot = match self
             .db
@@ -479,10 +522,10 @@ impl Codes<'_> {
             &format!("{}:{code}", slot.id),
             &slot.hash,
         );
-        if !right {
+        let Some(uid) = uid.filter(|_| right) else {
             fail("bad_code");
             return Err(Error::InvalidCode);
-        }
+        };
         let clear_factor = profile::Changes::new()
             .clear_budgets(&[factor])
             .write_quietly(uid)

@@ -376,13 +376,11 @@ impl Links<'_> {
         eligible: &(dyn Fn(&User) -> bool + Sync),
     ) -> Result<Sent, Error> {
         let now = self.db.now();
-        let user = accounts::find_alike(self.db, req.email)
-            .await?
-            .filter(|u| u.role == Role::Customer && u.active && eligible(u));
+        let user = accounts::self_service_customer(self.db, req.email, eligible).await?;
         let counters: Vec<Counter> = [
             Some(Counter::new(
                 "link-email",
-                rate::hashed_subject(&normalize_login(req.email)),
+                rate::hashed_subject(self.pepper, &normalize_login(req.email)),
                 req.limits.per_email,
             )),
             req.ip
@@ -398,7 +396,10 @@ impl Links<'_> {
         .collect();
         let mut ops = limits::hit_ops(&counters, now);
         let request_id_at = req.request_id.map(|id| {
-            ops.push(record::request_id_op(&rate::hashed_subject(id), now));
+            ops.push(record::request_id_op(
+                &rate::hashed_subject(self.pepper, id),
+                now,
+            ));
             ops.len() - 1
         });
         // A link and its mail request, made for an unknown email too — whose transaction

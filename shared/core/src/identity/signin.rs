@@ -48,6 +48,8 @@ pub struct SignIn<'a> {
     pub db: Db<'a>,
     pub hasher: &'a PasswordHasher,
     pub sealer: &'a Sealer,
+    /// Keys the hash an unknown login is counted under ([`rate::unknown_login_key`]).
+    pub pepper: &'a [u8],
     pub policy: &'a Policy,
 }
 
@@ -301,7 +303,7 @@ impl SignIn<'_> {
     /// failure budget of that login's own, so that neither time, store calls nor their
     /// outcomes tell the two apart, and a run of unknown logins is spread over as many keys.
     async fn target(&self, login_name: &str) -> Result<Target, Error> {
-        let unknown = || Target::Unknown(rate::unknown_login_key(login_name));
+        let unknown = || Target::Unknown(rate::unknown_login_key(self.pepper, login_name));
         if login_name.len() > MAX_LOGIN_BYTES {
             return Ok(unknown());
         }

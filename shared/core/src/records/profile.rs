@@ -326,6 +326,7 @@ fn code_factor_attr(factor: Factor) -> Option<&'static str> {
 
 /// Moves a code factor (email or SMS) to `to` if it is in one of the states `from` (a missing
 /// attribute is `Off`): of any number of parallel requests making the same move, one applies.
+/// Moved to `Off`, the factor's failures start over.
 /// `None` for factors that are not delivered by code.
 pub fn code_factor_transition(
     id: UserId,
@@ -342,11 +343,16 @@ pub fn code_factor_transition(
             any.push(Cond::missing(name));
         }
     }
+    let mut update = Update::new()
+        .set(name, code_factor_str(to))
+        .set(attr::UPDATED, now);
+    if to == CodeFactor::Off {
+        // Switched off, its failures start over (as an authenticator's do when removed).
+        update = budget_names(factor).clear(update);
+    }
     Some(Write::new(
         key(id),
-        Update::new()
-            .set(name, code_factor_str(to))
-            .set(attr::UPDATED, now),
+        update,
         Cond::And(vec![Cond::Exists, Cond::Or(any)]),
     ))
 }

@@ -11,8 +11,6 @@
 
 use std::net::IpAddr;
 
-use sha2::{Digest, Sha256};
-
 use super::budget::{self, Names};
 use crate::identity::users::{Budget, Failures, normalize_login};
 use crate::store::{CmpOp, Cond, Item, Key, Update, Write};
@@ -40,10 +38,12 @@ pub fn ip_subject(ip: IpAddr) -> String {
     }
 }
 
-/// A subject given by a client (an email address, a phone number), as a fixed-length key part.
-pub fn hashed_subject(subject: &str) -> String {
-    let digest = Sha256::digest(subject.as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+/// A subject given by a client (an email address, a phone number, a login), as a fixed-length
+/// key part, keyed with the deployment's pepper: the table — its backups and its stream —
+/// holds no hash of what clients typed that a dictionary could reverse (a password typed into
+/// a username field included).
+pub fn hashed_subject(pepper: &[u8], subject: &str) -> String {
+    crate::crypto::codes::keyed_hash(pepper, "latchkey:subject:v1", subject)
 }
 
 fn pk(scope: &str, subject: &str) -> String {
@@ -87,8 +87,11 @@ pub fn budget_key(scope: &str, subject: &str) -> Key {
 /// attempts there as a known login's on its profile (one write the store makes, a lockout
 /// after as many failures), and the item expires once idle. One key per login (hashed, so of
 /// fixed length however long the login), so a run of unknown logins is no hot key.
-pub fn unknown_login_key(login: &str) -> Key {
-    budget_key("unknown-login", &hashed_subject(&normalize_login(login)))
+pub fn unknown_login_key(pepper: &[u8], login: &str) -> Key {
+    budget_key(
+        "unknown-login",
+        &hashed_subject(pepper, &normalize_login(login)),
+    )
 }
 
 /// Reserves an attempt against a subject's failure budget. The item expires once a block

@@ -326,11 +326,7 @@ pub async fn restore(app: &App, call: &Call) -> Answer {
     if !cfg.password_recovery {
         return Err(WizardError::not_offered());
     }
-    let user = accounts::find_alike(app.db(), &email).await?.filter(|u| {
-        u.role == Role::Customer
-            && u.active
-            && users::normalize_login(&u.email) == users::normalize_login(&email)
-    });
+    let user = accounts::self_service_customer(app.db(), &email, &|_| true).await?;
     let to = match &user {
         Some(u) => Recipient::User(u.id),
         None => Recipient::Nobody(&email),
@@ -340,9 +336,11 @@ pub async fn restore(app: &App, call: &Call) -> Answer {
         .start(
             RESET,
             RESET_CODE,
+            // The email asked for, for an account and for none alike: an unknown email's code
+            // tries are counted under it (`Codes::verify_for`), as an account's are under it.
             Proven {
                 uid: user.as_ref().map(|u| u.id),
-                data: None,
+                data: Some(email.as_str()),
             },
             cfg.reset.ttl_secs,
         )
@@ -391,13 +389,16 @@ pub async fn reset(app: &App, call: &Call) -> Answer {
     users::check_password(&password).map_err(Error::from)?;
     let flow = app.flows().open(&uuid, RESET).await?;
     flow.expect(RESET_CODE)?;
-    let Some(uid) = flow.uid else {
-        // An unknown email's flow: no code was ever sent, so none is right.
-        return Err(Error::InvalidCode.into());
+    // An unknown email's flow: its tries count and lock as an account's do, and no code is
+    // right (none was sent).
+    let to = match (flow.uid, flow.data.as_deref()) {
+        (Some(uid), _) => Recipient::User(uid),
+        (None, Some(email)) => Recipient::Nobody(email),
+        (None, None) => return Err(Error::InvalidCode.into()),
     };
     app.codes()
-        .verify(
-            uid,
+        .verify_for(
+            to,
             PASSWORD_RESET,
             Channel::Email,
             &code,
@@ -405,6 +406,9 @@ pub async fn reset(app: &App, call: &Call) -> Answer {
             origin(call),
         )
         .await?;
+    let Recipient::User(uid) = to else {
+        return Err(Error::InvalidCode.into());
+    };
     app.flows().finish(&flow).await?;
     accounts::set_password(
         app.db(),
