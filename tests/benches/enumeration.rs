@@ -40,13 +40,17 @@ const USERS: usize = 50;
 const PASSWORD: &str = "correct horse battery";
 
 /// The routes measured, by name: `LATCHKEY_BENCH_ROUTES` picks some.
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 10] = [
     "magento-customer-token",
     "magento-admin-token",
+    "magento-tfa-authenticate",
     "glue-access-tokens",
+    "glue-token",
     "wizard-signin",
     "wizard-restore",
+    "wizard-reset",
     "magic-link-send",
+    "magic-link-request",
 ];
 
 fn samples() -> usize {
@@ -96,6 +100,7 @@ async fn app(backend: Backend) -> TestApp {
             ("LATCHKEY_WIZARD_LOCKOUT_FAILURES", "1000"),
             ("LATCHKEY_WIZARD_LOCKOUT_WINDOW_SECONDS", "1"),
             ("LATCHKEY_WIZARD_SMS_SENDS_PER_HOUR", "1000"),
+            ("LATCHKEY_SMS_GLOBAL_PER_HOUR", "10000000"),
             ("LATCHKEY_LINK_SENDS_PER_EMAIL", "1000000"),
             ("LATCHKEY_LINK_SENDS_PER_IP", "1000000"),
             ("LATCHKEY_LINK_SENDS_PER_STORE", "1000000"),
@@ -132,25 +137,49 @@ async fn probe(t: &TestApp, route: &str, i: usize, known: bool) -> (Duration, Re
     } else {
         (format!("nobody{i}"), format!("nobody{i}@example.com"))
     };
+    let peer = IpAddr::V4(Ipv4Addr::new(
+        198,
+        18 + u8::from(known),
+        (i / 250) as u8,
+        (i % 250) as u8 + 1,
+    ));
     let wrong = "wrong password";
-    let (path, content_type, body) = match route {
+    let form = "application/x-www-form-urlencoded";
+    let (path, content_type, body): (&str, &str, String) = match route {
         "magento-customer-token" => (
             "/rest/V1/integration/customer/token",
             "application/json",
-            json!({"username": login, "password": wrong}),
+            json!({"username": login, "password": wrong}).to_string(),
         ),
         "magento-admin-token" => {
             let admin = if known { format!("admin{k}") } else { login };
             (
                 "/rest/V1/integration/admin/token",
                 "application/json",
-                json!({"username": admin, "password": wrong}),
+                json!({"username": admin, "password": wrong}).to_string(),
+            )
+        }
+        "magento-tfa-authenticate" => {
+            let admin = if known { format!("admin{k}") } else { login };
+            (
+                "/rest/V1/tfa/provider/google/authenticate",
+                "application/json",
+                json!({"username": admin, "password": wrong, "otp": "123456"}).to_string(),
+            )
+        }
+        "glue-token" => {
+            let admin = if known { format!("admin{k}") } else { login };
+            (
+                "/token",
+                form,
+                format!("grant_type=password&username={admin}&password=wrong"),
             )
         }
         "glue-access-tokens" => (
             "/access-tokens",
             "application/vnd.api+json",
-            json!({"data": {"type": "access-tokens", "attributes": {"username": login, "password": wrong}}}),
+            json!({"data": {"type": "access-tokens", "attributes": {"username": login, "password": wrong}}})
+                .to_string(),
         ),
         "wizard-signin" => {
             // A flow of its own, asked for before the clock starts.
@@ -161,32 +190,50 @@ async fn probe(t: &TestApp, route: &str, i: usize, known: bool) -> (Duration, Re
                 "/api/v2/my/signin",
                 "application/json",
                 json!({"uuid": flow.json["uuid"], "email": email, "password": wrong,
-                       "device_fingerprint": fingerprint}),
+                       "device_fingerprint": fingerprint})
+                .to_string(),
             )
         }
         "wizard-restore" => (
             "/api/v2/my/signin/password/restore",
             "application/json",
-            json!({"email": email}),
+            json!({"email": email}).to_string(),
         ),
+        "wizard-reset" => {
+            // A reset flow of its own, asked for before the clock starts; a wrong code.
+            let flow = t
+                .call_from(
+                    Method::POST,
+                    "/api/v2/my/signin/password/restore",
+                    Some(&json!({"email": email}).to_string()),
+                    None,
+                    peer,
+                )
+                .await;
+            (
+                "/api/v2/my/signin/password/reset",
+                "application/json",
+                json!({"uuid": flow.json["uuid"], "code": "000000", "password": "N3w password!"})
+                    .to_string(),
+            )
+        }
         "magic-link-send" => (
             "/rest/V1/otp/send",
             "application/json",
-            json!({"email": email, "storeId": "1"}),
+            json!({"email": email, "storeId": "1"}).to_string(),
+        ),
+        "magic-link-request" => (
+            "/customer/otp/request",
+            form,
+            format!("email={}&store_id=1", email.replace('@', "%40")),
         ),
         other => panic!("no route {other}"),
     };
-    let peer = IpAddr::V4(Ipv4Addr::new(
-        198,
-        18 + u8::from(known),
-        (i / 250) as u8,
-        (i % 250) as u8 + 1,
-    ));
     let mut req = http::Request::builder()
         .method(Method::POST)
         .uri(path)
         .header("content-type", content_type)
-        .body(Bytes::from(body.to_string()))
+        .body(Bytes::from(body))
         .unwrap();
     req.extensions_mut().insert(Peer(peer));
     let started = Instant::now();
@@ -194,18 +241,32 @@ async fn probe(t: &TestApp, route: &str, i: usize, known: bool) -> (Duration, Re
     (started.elapsed(), reply)
 }
 
-/// The answer with random flow ids masked.
+/// The answer with random flow ids and page nonces masked.
 fn shape(reply: &Reply) -> (u16, String) {
     let mut v: Value = reply.json.clone();
     if v.get("uuid").is_some_and(Value::is_string) {
         v["uuid"] = json!("<uuid>");
     }
     let body = if v.is_null() {
-        reply.text.clone()
+        mask_nonces(&reply.text)
     } else {
         v.to_string()
     };
     (reply.status.as_u16(), body)
+}
+
+/// A page with its per-answer `nonce="…"` values masked.
+fn mask_nonces(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("nonce=\"") {
+        let (head, tail) = rest.split_at(at + 7);
+        out.push_str(head);
+        out.push_str("<nonce>");
+        rest = tail.find('"').map_or("", |end| &tail[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 async fn measure(backend: Backend, routes: &[&str], n: usize) {

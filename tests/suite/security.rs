@@ -1240,7 +1240,13 @@ latchkey_tests::flow_suite!(
 /// naming an account gets (status, headers, body; a wizard flow's random id masked) — and so
 /// do a disabled or wrong-role account's.
 async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) {
-    let (t, recorder) = TestApp::recorded(backend, &[]).await;
+    // Send limits wide enough for every request here (a throttled send answers alike too, but
+    // costs less: the cost compared is a send's).
+    let wide = [
+        ("LATCHKEY_LINK_SENDS_PER_EMAIL", "100"),
+        ("LATCHKEY_LINK_SENDS_PER_IP", "100"),
+    ];
+    let (t, recorder) = TestApp::recorded(backend, &wide).await;
     t.add_user("buyer", "buyer@example.com", PASSWORD, Role::Customer)
         .await;
     t.add_user("gone", "gone@example.com", PASSWORD, Role::Customer)
@@ -1250,6 +1256,7 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
         .unwrap();
     t.add_user("staff", "staff@example.com", PASSWORD, Role::Admin)
         .await;
+    // A wizard flow's random id and a page's per-answer nonce (in its body and its CSP) masked.
     let masked = |r: &Reply| {
         let (status, headers, text) = exact(r);
         let text = match serde_json::from_str::<Value>(&text) {
@@ -1257,8 +1264,12 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
                 v["uuid"] = json!("<uuid>");
                 v.to_string()
             }
-            _ => text,
+            _ => mask_nonces(&text),
         };
+        let headers = headers
+            .into_iter()
+            .map(|(k, v)| (k, mask_nonces(&String::from_utf8_lossy(&v)).into_bytes()))
+            .collect::<Vec<_>>();
         (status, headers, text)
     };
     let glue = |user: &str, password: &str| {
@@ -1295,6 +1306,32 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
     ] {
         assert_eq!(masked(&glue(user, password).await), unknown, "glue: {what}");
     }
+    // Glue's back-office OAuth grant.
+    let token = |user: &str, password: &str| {
+        let body = format!("grant_type=password&username={user}&password={password}");
+        let t = &t;
+        async move {
+            t.request(
+                Method::POST,
+                "/token",
+                Some(&body),
+                &[("content-type", "application/x-www-form-urlencoded")],
+            )
+            .await
+        }
+    };
+    let unknown = masked(&token("nobody", "wrong").await);
+    assert_eq!(unknown.0, StatusCode::BAD_REQUEST, "{}", unknown.2);
+    for (what, user, password) in [
+        ("wrong password", "staff", "wrong"),
+        ("a customer", "buyer", PASSWORD),
+    ] {
+        assert_eq!(
+            masked(&token(user, password).await),
+            unknown,
+            "glue /token: {what}"
+        );
+    }
     let unknown = masked(&wizard("nobody@example.com", "wrong password").await);
     assert_eq!(unknown.0, StatusCode::UNAUTHORIZED, "{}", unknown.2);
     for (what, email, password) in [
@@ -1309,22 +1346,46 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
         );
     }
     for (path, body) in [
-        ("/api/v2/my/signin/password/restore", json!({})),
-        ("/rest/V1/otp/send", json!({"storeId": "1"})),
+        ("/api/v2/my/signin/password/restore", Some(json!({}))),
+        ("/rest/V1/otp/send", Some(json!({"storeId": "1"}))),
+        // The form of the page a used or expired link offers.
+        ("/customer/otp/request", None),
     ] {
         let ask = |email: &str| {
-            let mut body = body.clone();
-            body["email"] = json!(email);
             let t = &t;
-            async move { t.post(path, &body.to_string()).await }
+            let (body, content_type) = match &body {
+                Some(body) => {
+                    let mut body = body.clone();
+                    body["email"] = json!(email);
+                    (body.to_string(), "application/json")
+                }
+                None => (
+                    format!("email={}&store_id=1", email.replace('@', "%40")),
+                    "application/x-www-form-urlencoded",
+                ),
+            };
+            async move {
+                t.request(
+                    Method::POST,
+                    path,
+                    Some(&body),
+                    &[("content-type", content_type)],
+                )
+                .await
+            }
+        };
+        // The page echoes the email asked for: masked too.
+        let answer = |r: &Reply, email: &str| {
+            let (status, headers, text) = masked(r);
+            (status, headers, text.replace(email, "<email>"))
         };
         recorder.take();
-        let unknown = masked(&ask("nobody@example.com").await);
+        let unknown = answer(&ask("nobody@example.com").await, "nobody@example.com");
         assert_eq!(unknown.0, StatusCode::OK, "{path}: {}", unknown.2);
         let cost = |r: latchkey_tests::recording::Recorded| (r.calls, r.refused, r.written.len());
         let unknown_cost = cost(recorder.take());
         for email in ["buyer@example.com", "gone@example.com", "staff@example.com"] {
-            assert_eq!(masked(&ask(email).await), unknown, "{path}: {email}");
+            assert_eq!(answer(&ask(email).await, email), unknown, "{path}: {email}");
         }
         // The customer's request writes what an unknown email's does: as many items (a link and
         // its mail request, or their decoys) in as many calls.
@@ -1336,6 +1397,24 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
             "{path}: the customer's cost"
         );
     }
+}
+
+/// `text` with each `nonce="…"` and `'nonce-…'` value masked (a page's nonce is new per answer).
+fn mask_nonces(text: &str) -> String {
+    let mut out = text.to_owned();
+    for marker in ["nonce=\"", "'nonce-"] {
+        let mut masked = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(marker) {
+            let (head, tail) = rest.split_at(at + marker.len());
+            masked.push_str(head);
+            masked.push_str("<nonce>");
+            rest = tail.find(['"', '\'']).map_or("", |end| &tail[end..]);
+        }
+        masked.push_str(rest);
+        out = masked;
+    }
+    out
 }
 
 /// A malformed request and the answer it must get: method, path, body, bearer token, status, body.
