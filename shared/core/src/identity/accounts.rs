@@ -387,13 +387,26 @@ pub async fn set_code_factor(
 ) -> Result<Option<User>, Error> {
     let write = profile::code_factor_transition(id, factor, from, to, db.now())
         .ok_or(Error::NotConfigured)?;
+    let event = match to {
+        CodeFactor::On => Event::FactorEnrolled,
+        CodeFactor::Off => Event::FactorReset,
+        CodeFactor::Pending => Event::UserChanged,
+    };
+    move_factor(db, id, write, event, factor, via).await
+}
+
+/// Applies a factor's move (`write`, conditional on the state it leaves) and audits it as
+/// `event`. `Ok(None)`: the factor was not in that state, nothing changed.
+async fn move_factor(
+    db: Db<'_>,
+    id: UserId,
+    write: crate::store::Write,
+    event: Event,
+    factor: Factor,
+    via: &'static str,
+) -> Result<Option<User>, Error> {
     match db.apply(write).await {
         Ok(item) => {
-            let event = match to {
-                CodeFactor::On => Event::FactorEnrolled,
-                CodeFactor::Off => Event::FactorReset,
-                CodeFactor::Pending => Event::UserChanged,
-            };
             Audit::new(event, Outcome::Success, via)
                 .user(id)
                 .reason(factor.as_str())
@@ -425,18 +438,7 @@ pub async fn switch_off(
         }
         Factor::Password => return Err(Error::NotConfigured),
     };
-    match db.apply(write).await {
-        Ok(item) => {
-            Audit::new(Event::FactorReset, Outcome::Success, via)
-                .user(id)
-                .reason(factor.as_str())
-                .emit();
-            Ok(Some(User::try_from(&item)?))
-        }
-        Err(StoreError::ConditionFailed { current: Some(_) }) => Ok(None),
-        Err(StoreError::ConditionFailed { current: None }) => Err(Error::NotFound),
-        Err(e) => Err(e.into()),
-    }
+    move_factor(db, id, write, Event::FactorReset, factor, via).await
 }
 
 /// A change of a user's contact details by the user (`phone`: `Some(None)` removes it).
