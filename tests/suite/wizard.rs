@@ -1142,7 +1142,12 @@ async fn a_client_enables_and_disables_its_factors_with_fresh_codes(backend: Bac
     let r = t
         .call(Method::POST, enrol, Some(&body), Some(&access))
         .await;
-    assert_ne!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(
+        (r.status, r.json["error"].as_str()),
+        (StatusCode::CONFLICT, Some("flow_finished")),
+        "{}",
+        r.text
+    );
     assert_eq!(t.user(uid).await.second_factors(), [Factor::Sms]);
 }
 

@@ -21,12 +21,11 @@ use crate::crypto::aead::Sealer;
 use crate::crypto::codes as crypto_codes;
 use crate::ports::{Email, LinkQueue, Mailer, Rng, Sms, SmsSender};
 use crate::records::code::{self as record, Slot};
-use crate::records::login_link::{self as mail, MailKind, MailRequest, MailState};
+use crate::records::login_link::{self as mail, MailKind, MailRequest, MailState, Worded};
 use crate::records::{decoy, profile, rate};
 use crate::store::{Cond, StoreError, TxOp};
 
 use super::limits::{self, Counter, Reservation, SubjectReservation, Window};
-use super::links::Worded;
 use super::users::{Budget, Factor, UserId, normalize_login};
 use super::{Db, Error, Fault, Origin};
 

@@ -22,7 +22,7 @@ use crate::audit::{Audit, Event, Outcome};
 use crate::crypto::aead::Sealer;
 use crate::crypto::{SecretString, codes};
 use crate::ports::{Email, LinkQueue, Mailer, Rng};
-use crate::records::login_link::{self as record, MailKind, MailRequest, MailState};
+use crate::records::login_link::{self as record, MailKind, MailRequest, MailState, Worded};
 use crate::records::{decoy, rate};
 use crate::store::{Key, StoreError};
 
@@ -136,25 +136,6 @@ pub enum Sent {
     Requested,
     /// The request id was seen before: nothing more was done.
     Duplicate,
-}
-
-/// A queued message as sealed in its mail request: worded when it was asked for.
-#[derive(serde::Serialize, serde::Deserialize)]
-pub struct Worded {
-    pub subject: String,
-    pub text: String,
-    pub html: Option<String>,
-}
-
-impl Worded {
-    fn email(self, to: &str) -> Email {
-        Email {
-            to: to.to_owned(),
-            subject: self.subject,
-            text: self.text,
-            html: self.html,
-        }
-    }
 }
 
 /// What a mailer did with a request.

@@ -19,6 +19,7 @@
 
 use super::{corrupt, id_attr, number};
 use crate::identity::users::UserId;
+use crate::ports::Email;
 use crate::store::{CmpOp, Cond, Item, Key, StoreError, TxOp, Update, Value, Write};
 
 /// How long a link's items stay listed after it stopped being valid.
@@ -238,6 +239,25 @@ impl MailKind {
         match self {
             MailKind::Link => "link",
             MailKind::Message => "message",
+        }
+    }
+}
+
+/// A queued message as sealed in its mail request: worded when it was asked for.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Worded {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+impl Worded {
+    pub fn email(self, to: &str) -> Email {
+        Email {
+            to: to.to_owned(),
+            subject: self.subject,
+            text: self.text,
+            html: self.html,
         }
     }
 }
