@@ -33,7 +33,7 @@ use bytes::Bytes;
 use http::Method;
 use latchkey_core::identity::users::Role;
 use latchkey_core::web::Peer;
-use latchkey_tests::harness::{Backend, Cost, Reply, TestApp};
+use latchkey_tests::harness::{Backend, Cost, Reply, TestApp, mask_nonces};
 use serde_json::{Value, json};
 
 const USERS: usize = 50;
@@ -274,20 +274,6 @@ fn shape(reply: &Reply, email: &str) -> (u16, String) {
         v.to_string()
     };
     (reply.status.as_u16(), body)
-}
-
-/// A page with its per-answer `nonce="…"` values masked.
-fn mask_nonces(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("nonce=\"") {
-        let (head, tail) = rest.split_at(at + 7);
-        out.push_str(head);
-        out.push_str("<nonce>");
-        rest = tail.find('"').map_or("", |end| &tail[end..]);
-    }
-    out.push_str(rest);
-    out
 }
 
 async fn measure(backend: Backend, routes: &[&str], n: usize) {

@@ -451,3 +451,21 @@ macro_rules! flow_suite {
         }
     };
 }
+
+/// `text` with each `nonce="…"` and `'nonce-…'` value masked (a page's nonce is new per answer).
+pub fn mask_nonces(text: &str) -> String {
+    let mut out = text.to_owned();
+    for marker in ["nonce=\"", "'nonce-"] {
+        let mut masked = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(marker) {
+            let (head, tail) = rest.split_at(at + marker.len());
+            masked.push_str(head);
+            masked.push_str("<nonce>");
+            rest = tail.find(['"', '\'']).map_or("", |end| &tail[end..]);
+        }
+        masked.push_str(rest);
+        out = masked;
+    }
+    out
+}

@@ -28,7 +28,7 @@ use latchkey_core::identity::users::{Role, User};
 use latchkey_core::identity::{Error, Invalid, accounts};
 use latchkey_core::routes;
 use latchkey_core::store::{MAX_PK_BYTES, MAX_SK_BYTES};
-use latchkey_tests::harness::{Backend, Reply, T0, TestApp, tfa_token_from};
+use latchkey_tests::harness::{Backend, Reply, T0, TestApp, mask_nonces, tfa_token_from};
 use latchkey_tests::otp;
 use serde_json::{Value, json};
 
@@ -1397,24 +1397,6 @@ async fn every_dialect_answers_unknown_accounts_as_known_ones(backend: Backend) 
             "{path}: the customer's cost"
         );
     }
-}
-
-/// `text` with each `nonce="…"` and `'nonce-…'` value masked (a page's nonce is new per answer).
-fn mask_nonces(text: &str) -> String {
-    let mut out = text.to_owned();
-    for marker in ["nonce=\"", "'nonce-"] {
-        let mut masked = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(at) = rest.find(marker) {
-            let (head, tail) = rest.split_at(at + marker.len());
-            masked.push_str(head);
-            masked.push_str("<nonce>");
-            rest = tail.find(['"', '\'']).map_or("", |end| &tail[end..]);
-        }
-        masked.push_str(rest);
-        out = masked;
-    }
-    out
 }
 
 /// A malformed request and the answer it must get: method, path, body, bearer token, status, body.

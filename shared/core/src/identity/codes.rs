@@ -167,6 +167,16 @@ pub struct Codes<'a> {
     pub queue: &'a dyn LinkQueue,
 }
 
+impl Recipient<'_> {
+    /// The account a code is for; `None` for nobody.
+    pub fn user(self) -> Option<UserId> {
+        match self {
+            Recipient::User(uid) => Some(uid),
+            Recipient::Nobody(_) => None,
+        }
+    }
+}
+
 fn subject_of(pepper: &[u8], to: Recipient<'_>) -> String {
     match to {
         Recipient::User(id) => id.to_string(),
@@ -304,9 +314,8 @@ impl Codes<'_> {
             }
             Err(e) => return Err(e.into()),
         }
-        let uid = match to {
-            Recipient::User(uid) => uid,
-            Recipient::Nobody(_) => return Ok(Sent { expires_at }),
+        let Some(uid) = to.user() else {
+            return Ok(Sent { expires_at });
         };
         if let Some(key) = queued {
             self.queue.requested(&key);
@@ -371,10 +380,7 @@ impl Codes<'_> {
         Ok(MailRequest {
             kind: MailKind::Message,
             link_id: id.expose().to_owned(),
-            uid: match to {
-                Recipient::User(uid) => uid,
-                Recipient::Nobody(_) => 0,
-            },
+            uid: to.user().unwrap_or(0),
             store_id: 0,
             to: destination.to_owned(),
             path: String::new(),
@@ -451,10 +457,7 @@ impl Codes<'_> {
     ) -> Result<Verified, Error> {
         let policy = policy.capped();
         let factor = channel.factor();
-        let uid = match to {
-            Recipient::User(uid) => Some(uid),
-            Recipient::Nobody(_) => None,
-        };
+        let uid = to.user();
         let fail = |reason| {
             let mut a = Audit::new(Event::SecondFactor, Outcome::Failure, origin.via)
                 .ip(origin.ip)

@@ -406,7 +406,7 @@ pub async fn reset(app: &App, call: &Call) -> Answer {
             origin(call),
         )
         .await?;
-    let Recipient::User(uid) = to else {
+    let Some(uid) = to.user() else {
         return Err(Error::InvalidCode.into());
     };
     app.flows().finish(&flow).await?;
