@@ -7,6 +7,15 @@
 //! write while `latchkey serve` runs on the same data dir; a writer that finds the database
 //! busy waits up to five seconds, then reports [`StoreError::Busy`].
 //!
+//! Where the work runs: a request's store call runs on the caller's thread when it can, because
+//! handing it to a blocking thread (a futex wake and two context switches) cost more than the
+//! SQLite work itself — on `GET customers/me` under load, the wake-up was the server's largest
+//! single cost. Reads use a small pool of read-only connections: in WAL mode a reader never
+//! waits for a writer, so a read takes microseconds. A write runs inline when the write lock is
+//! free at once (`BEGIN IMMEDIATE` with no busy wait); when another connection or process holds
+//! it, the write goes to a blocking thread and waits there, up to five seconds, so a writer in
+//! `latchkey user add` never stalls the server's async threads.
+//!
 //! Attributes are stored as JSON in DynamoDB's own typed form — `{"S":"x"}`, `{"N":"12"}`,
 //! `{"B":"<base64>"}`, `{"BOOL":true}`, `{"L":[...]}` — so an exported row reads like a
 //! DynamoDB item.
@@ -28,7 +37,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A store in one SQLite file. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
+    /// The one connection that writes (SQLite has one writer at a time anyway).
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections, one per core: reads run on the caller's thread on a free one.
+    readers: Arc<[Mutex<Connection>]>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -65,6 +77,41 @@ fn sql_error(e: rusqlite::Error) -> StoreError {
         }
         _ => StoreError::Failure(format!("sqlite: {e}")),
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Failure("store connection poisoned".into())
+}
+
+/// One read-only connection per core the server's threads run on (at least two).
+fn reader_count() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
+}
+
+/// A connection that only reads: `query_only` refuses any write made through it by mistake.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sql_error)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
+    conn.pragma_update(None, "query_only", true)
+        .map_err(sql_error)?;
+    Ok(conn)
+}
+
+/// Runs `f` inside `tx` and commits when it returns Ok (dropping `tx` rolls back otherwise).
+fn commit_with<T>(
+    tx: rusqlite::Transaction<'_>,
+    f: impl FnOnce(&mut TxRows<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let out = f(&mut TxRows(&tx))?;
+    tx.commit().map_err(sql_error)?;
+    Ok(out)
 }
 
 impl SqliteStore {
@@ -130,58 +177,75 @@ impl SqliteStore {
             }
         }
         tx.commit().map_err(sql_error)?;
+        let readers = (0..reader_count())
+            .map(|_| open_reader(path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            readers: readers.into(),
         })
     }
 
-    /// Runs `f` on the connection on a blocking thread.
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
+    /// Runs `f` on a read-only connection, on the caller's thread: a free one if there is one,
+    /// else the first, after the read that holds it (reads are short and never wait for
+    /// writers).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let free = self.readers.iter().find_map(|r| r.try_lock().ok());
+        let mut guard = match free {
+            Some(guard) => guard,
+            None => self
+                .readers
+                .first()
+                .ok_or_else(|| StoreError::Failure("the store has no reader".into()))?
                 .lock()
-                .map_err(|_| StoreError::Failure("store connection poisoned".into()))?;
-            f(&mut guard)
+                .map_err(|_| poisoned())?,
+        };
+        f(&mut guard)
+    }
+
+    /// Runs `f` on the rows inside one read transaction (a consistent snapshot of several
+    /// rows).
+    fn read_snapshot<T>(
+        &self,
+        f: impl FnOnce(&mut TxRows<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.read(|conn| {
+            let tx = conn.transaction().map_err(sql_error)?;
+            f(&mut TxRows(&tx))
         })
-        .await
-        .map_err(|_| StoreError::Failure("store task failed".into()))?
     }
 
     /// Runs `f` on the rows inside one `BEGIN IMMEDIATE` transaction, committing if it
     /// returns Ok: the write lock is taken before the read, so the read and the write are one
-    /// atomic step, across threads and processes.
+    /// atomic step, across threads and processes. On the caller's thread when the write lock
+    /// is free at once; otherwise on a blocking thread that waits for it.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut TxRows<'_, '_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut TxRows<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.run(move |conn| {
+        if let Ok(mut conn) = self.conn.try_lock() {
+            conn.busy_timeout(Duration::ZERO).map_err(sql_error)?;
+            match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+                Ok(tx) => return commit_with(tx, f),
+                Err(e) if is_busy(&e) => {}
+                Err(e) => return Err(sql_error(e)),
+            }
+        }
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().map_err(|_| poisoned())?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sql_error)?;
-            let out = f(&mut TxRows(&tx))?;
-            tx.commit().map_err(sql_error)?;
-            Ok(out)
+            commit_with(tx, f)
         })
         .await
-    }
-
-    /// Runs `f` on the rows inside one read transaction (a consistent snapshot).
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut TxRows<'_, '_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.run(move |conn| {
-            let tx = conn.transaction().map_err(sql_error)?;
-            f(&mut TxRows(&tx))
-        })
-        .await
+        .map_err(|_| StoreError::Failure("store task failed".into()))?
     }
 
     /// Deletes expired rows. Reads already ignore them; this keeps the file small.
@@ -208,25 +272,39 @@ fn encode_value(v: &Value) -> Json {
     }
 }
 
+/// An attribute as stored: DynamoDB's typed JSON, which is serde's externally tagged form of
+/// this enum, so a row deserialises straight into it without an intermediate JSON tree.
+#[derive(serde::Deserialize)]
+enum Typed {
+    S(String),
+    N(String),
+    B(String),
+    #[serde(rename = "BOOL")]
+    Bool(bool),
+    L(Vec<Typed>),
+}
+
+impl Typed {
+    fn into_value(self) -> Option<Value> {
+        Some(match self {
+            Typed::S(s) => Value::S(s),
+            Typed::N(n) => Value::N(n.parse().ok()?),
+            Typed::B(b) => Value::B(base64::engine::general_purpose::STANDARD.decode(b).ok()?),
+            Typed::Bool(b) => Value::Bool(b),
+            Typed::L(l) => Value::L(
+                l.into_iter()
+                    .map(Typed::into_value)
+                    .collect::<Option<Vec<_>>>()?,
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
 fn decode_value(j: &Json) -> Option<Value> {
-    let (tag, v) = j.as_object()?.iter().next()?;
-    Some(match tag.as_str() {
-        "S" => Value::S(v.as_str()?.to_owned()),
-        "N" => Value::N(v.as_str()?.parse().ok()?),
-        "B" => Value::B(
-            base64::engine::general_purpose::STANDARD
-                .decode(v.as_str()?)
-                .ok()?,
-        ),
-        "BOOL" => Value::Bool(v.as_bool()?),
-        "L" => Value::L(
-            v.as_array()?
-                .iter()
-                .map(decode_value)
-                .collect::<Option<Vec<_>>>()?,
-        ),
-        _ => return None,
-    })
+    serde_json::from_value::<Typed>(j.clone())
+        .ok()?
+        .into_value()
 }
 
 fn encode_attrs(attrs: &Attrs) -> Result<String, StoreError> {
@@ -239,10 +317,11 @@ fn encode_attrs(attrs: &Attrs) -> Result<String, StoreError> {
 
 fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, StoreError> {
     let corrupt = || StoreError::Failure(format!("item {key}: stored attributes are corrupt"));
-    let map: Map<String, Json> = serde_json::from_str(attrs).map_err(|_| corrupt())?;
-    let attrs = map
-        .iter()
-        .map(|(k, v)| decode_value(v).map(|v| (k.clone(), v)))
+    let typed: std::collections::BTreeMap<String, Typed> =
+        serde_json::from_str(attrs).map_err(|_| corrupt())?;
+    let attrs = typed
+        .into_iter()
+        .map(|(k, v)| v.into_value().map(|v| (k, v)))
         .collect::<Option<Attrs>>()
         .ok_or_else(corrupt)?;
     Ok(Item {
@@ -252,42 +331,45 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
     })
 }
 
-/// The rows of one SQLite transaction, for the shared [`engine`].
-struct TxRows<'a, 'c>(&'a rusqlite::Transaction<'c>);
+/// The rows seen through one connection (inside a transaction, or one statement on its own),
+/// for the shared [`engine`]. Statements are prepared once per connection and cached.
+struct TxRows<'a>(&'a Connection);
 
-impl Rows for TxRows<'_, '_> {
+/// One row by key, on its own or inside a transaction.
+fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
+    let row: Option<(String, Option<i64>)> = conn
+        .prepare_cached("SELECT attrs, expires_at FROM items WHERE pk = ?1 AND sk = ?2")
+        .map_err(sql_error)?
+        .query_row(params![key.pk, key.sk], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(sql_error)?;
+    row.map(|(attrs, expires_at)| decode_row(key.clone(), &attrs, expires_at))
+        .transpose()
+}
+
+impl Rows for TxRows<'_> {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let row: Option<(String, Option<i64>)> = self
-            .0
-            .query_row(
-                "SELECT attrs, expires_at FROM items WHERE pk = ?1 AND sk = ?2",
-                params![key.pk, key.sk],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(sql_error)?;
-        row.map(|(attrs, expires_at)| decode_row(key.clone(), &attrs, expires_at))
-            .transpose()
+        read_row(self.0, key)
     }
 
     fn write(&mut self, item: &Item) -> Result<(), StoreError> {
         let attrs = encode_attrs(&item.attrs)?;
         self.0
-            .execute(
+            .prepare_cached(
                 "INSERT INTO items (pk, sk, attrs, expires_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs, expires_at = excluded.expires_at",
-                params![item.key.pk, item.key.sk, attrs, item.expires_at],
             )
+            .map_err(sql_error)?
+            .execute(params![item.key.pk, item.key.sk, attrs, item.expires_at])
             .map_err(sql_error)?;
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
         self.0
-            .execute(
-                "DELETE FROM items WHERE pk = ?1 AND sk = ?2",
-                params![key.pk, key.sk],
-            )
+            .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+            .map_err(sql_error)?
+            .execute(params![key.pk, key.sk])
             .map_err(sql_error)?;
         Ok(())
     }
@@ -296,14 +378,12 @@ impl Rows for TxRows<'_, '_> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
-        let key = key.clone();
-        self.read(move |rows| engine::get(rows, &key, now)).await
+        // One statement reads one row atomically: no transaction needed.
+        self.read(|conn| engine::get(&mut TxRows(conn), key, now))
     }
 
     async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
-        let keys = keys.to_vec();
-        self.read(move |rows| engine::get_many(rows, &keys, now))
-            .await
+        self.read_snapshot(|rows| engine::get_many(rows, keys, now))
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
@@ -336,9 +416,8 @@ impl Store for SqliteStore {
         limit: usize,
         now: i64,
     ) -> Result<Vec<Item>, StoreError> {
-        let (pk, prefix) = (pk.to_owned(), sk_prefix.to_owned());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |conn| {
+        self.read(|conn| {
             // substr() compares exactly (LIKE would fold ASCII case and treat % and _ as wildcards).
             let mut stmt = conn
                 .prepare_cached(
@@ -348,23 +427,21 @@ impl Store for SqliteStore {
                 )
                 .map_err(sql_error)?;
             let rows = stmt
-                .query_map(params![pk, prefix, now, limit], |r| {
+                .query_map(params![pk, sk_prefix, now, limit], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<i64>>(2)?))
                 })
                 .map_err(sql_error)?;
             rows.map(|row| {
                 let (sk, attrs, expires_at) = row.map_err(sql_error)?;
-                decode_row(Key::new(pk.clone(), sk), &attrs, expires_at)
+                decode_row(Key::new(pk, sk), &attrs, expires_at)
             })
             .collect()
         })
-        .await
     }
 
     async fn scan_sk(&self, sk: &str, limit: usize, now: i64) -> Result<Vec<Item>, StoreError> {
-        let sk = sk.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |conn| {
+        self.read(|conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT pk, attrs, expires_at FROM items
@@ -382,11 +459,10 @@ impl Store for SqliteStore {
                 .map_err(sql_error)?;
             rows.map(|row| {
                 let (pk, attrs, expires_at) = row.map_err(sql_error)?;
-                decode_row(Key::new(pk, sk.clone()), &attrs, expires_at)
+                decode_row(Key::new(pk, sk), &attrs, expires_at)
             })
             .collect()
         })
-        .await
     }
 
     async fn transact(&self, ops: Vec<TxOp>, now: i64) -> Result<(), StoreError> {
@@ -412,5 +488,89 @@ mod tests {
         assert_eq!(decode_value(&encode_value(&v)), Some(v));
         assert_eq!(encode_value(&Value::N(12)), json!({"N": "12"}));
         assert_eq!(decode_value(&json!({"X": 1})), None);
+    }
+}
+
+#[cfg(test)]
+mod threads {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use latchkey_core::store::{Cond, Item, Key, Store, Value};
+
+    use super::*;
+
+    fn item(n: i64) -> Item {
+        let mut item = Item::new(Key::new("USER#1", "PROFILE"));
+        item.attrs.insert("n".into(), Value::N(n));
+        item
+    }
+
+    /// Another process (`latchkey user add`) holding the write lock must not stall the server:
+    /// the write that has to wait for it waits on a blocking thread, the async thread keeps
+    /// serving (here: a ticking task and a read), and the write lands once the lock is free.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_waiting_for_another_writer_leaves_the_async_thread_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.put(item(1), Cond::Always, 0).await.unwrap();
+
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let ticker = {
+            let ticks = ticks.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let writer = {
+            let store = store.clone();
+            tokio::spawn(async move { store.put(item(2), Cond::Always, 0).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !writer.is_finished(),
+            "the write waits for the other writer"
+        );
+        assert!(
+            ticks.load(Ordering::SeqCst) >= 10,
+            "the async thread kept running while the write waited"
+        );
+        let key = Key::new("USER#1", "PROFILE");
+        let seen = store.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(1)), "reads do not wait");
+
+        other.execute_batch("COMMIT").unwrap();
+        writer.await.unwrap().unwrap();
+        let seen = store.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(2)));
+        ticker.abort();
+    }
+
+    /// A write is seen by the very next read, whichever connection serves it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_reader_sees_the_last_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("latchkey.db")).unwrap();
+        let key = Key::new("USER#1", "PROFILE");
+        for n in 0..200 {
+            store.put(item(n), Cond::Always, 0).await.unwrap();
+            let reads = (0..4).map(|_| {
+                let store = store.clone();
+                let key = key.clone();
+                tokio::spawn(async move { store.get(&key, 0).await })
+            });
+            for read in reads {
+                let seen = read.await.unwrap().unwrap().unwrap();
+                assert_eq!(seen.attrs.get("n"), Some(&Value::N(n)));
+            }
+        }
     }
 }
