@@ -16,6 +16,7 @@ pub mod jsonapi;
 pub mod otp;
 pub mod recording;
 pub mod stores;
+pub mod walk;
 pub mod webdriver;
 
 /// A loopback port free at the time of asking, for a process the test starts.
