@@ -14,7 +14,10 @@
 //! waits for a writer, so a read takes microseconds. A write runs inline when the write lock is
 //! free at once (`BEGIN IMMEDIATE` with no busy wait); when another connection or process holds
 //! it, the write goes to a blocking thread and waits there, up to five seconds, so a writer in
-//! `latchkey user add` never stalls the server's async threads.
+//! `latchkey user add` never stalls the server's async threads. (SQLite checkpoints its WAL
+//! after the commit that takes it past 1,000 pages, on the thread that committed: now and
+//! then an inline write pays for one, a few milliseconds. The sweep of expired rows, a large
+//! write, always runs on a blocking thread.)
 //!
 //! Attributes are stored as JSON in DynamoDB's own typed form — `{"S":"x"}`, `{"N":"12"}`,
 //! `{"B":"<base64>"}`, `{"BOOL":true}`, `{"L":[...]}` — so an exported row reads like a
@@ -71,11 +74,10 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
-    match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
-            StoreError::Busy("the embedded store is locked by another writer".into())
-        }
-        _ => StoreError::Failure(format!("sqlite: {e}")),
+    if is_busy(&e) {
+        StoreError::Busy("the embedded store is locked by another writer".into())
+    } else {
+        StoreError::Failure(format!("sqlite: {e}"))
     }
 }
 
@@ -107,9 +109,9 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// Runs `f` inside `tx` and commits when it returns Ok (dropping `tx` rolls back otherwise).
 fn commit_with<T>(
     tx: rusqlite::Transaction<'_>,
-    f: impl FnOnce(&mut TxRows<'_>) -> Result<T, StoreError>,
+    f: impl FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let out = f(&mut TxRows(&tx))?;
+    let out = f(&mut ConnRows(&tx))?;
     tx.commit().map_err(sql_error)?;
     Ok(out)
 }
@@ -210,11 +212,11 @@ impl SqliteStore {
     /// rows).
     fn read_snapshot<T>(
         &self,
-        f: impl FnOnce(&mut TxRows<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.read(|conn| {
             let tx = conn.transaction().map_err(sql_error)?;
-            f(&mut TxRows(&tx))
+            f(&mut ConnRows(&tx))
         })
     }
 
@@ -225,7 +227,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut TxRows<'_>) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         if let Ok(mut conn) = self.conn.try_lock() {
             conn.busy_timeout(Duration::ZERO).map_err(sql_error)?;
@@ -235,6 +237,16 @@ impl SqliteStore {
                 Err(e) => return Err(sql_error(e)),
             }
         }
+        self.write_blocking(f).await
+    }
+
+    /// [`SqliteStore::write`] on a blocking thread, waiting up to [`BUSY_TIMEOUT`] for the
+    /// write lock.
+    async fn write_blocking<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = conn.lock().map_err(|_| poisoned())?;
@@ -248,9 +260,10 @@ impl SqliteStore {
         .map_err(|_| StoreError::Failure("store task failed".into()))?
     }
 
-    /// Deletes expired rows. Reads already ignore them; this keeps the file small.
+    /// Deletes expired rows. Reads already ignore them; this keeps the file small. Always on
+    /// a blocking thread: a sweep may delete many rows, too long a write for an async thread.
     pub async fn sweep_expired(&self, now: i64) -> Result<usize, StoreError> {
-        self.write(move |rows| {
+        self.write_blocking(move |rows| {
             rows.0
                 .execute(
                     "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
@@ -333,7 +346,7 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
 
 /// The rows seen through one connection (inside a transaction, or one statement on its own),
 /// for the shared [`engine`]. Statements are prepared once per connection and cached.
-struct TxRows<'a>(&'a Connection);
+struct ConnRows<'a>(&'a Connection);
 
 /// One row by key, on its own or inside a transaction.
 fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -347,7 +360,7 @@ fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
         .transpose()
 }
 
-impl Rows for TxRows<'_> {
+impl Rows for ConnRows<'_> {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
         read_row(self.0, key)
     }
@@ -379,7 +392,7 @@ impl Rows for TxRows<'_> {
 impl Store for SqliteStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         // One statement reads one row atomically: no transaction needed.
-        self.read(|conn| engine::get(&mut TxRows(conn), key, now))
+        self.read(|conn| engine::get(&mut ConnRows(conn), key, now))
     }
 
     async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
