@@ -4,6 +4,7 @@
 --   BENCH_POOL     the pool file
 --   BENCH_THREADS  wrk's -t (each thread takes every BENCH_THREADS-th request)
 --   BENCH_REUSE    "1": go round the pool until the run's duration is over
+--   BENCH_DONE_DIR where a thread that has spent its share of a single-use pool leaves a file
 -- At the end it prints one line of JSON: the answers by status, and for a single-use pool the
 -- wall time from the first request sent to the last answer of the pool (wrk's own duration is
 -- its -d, which a pool spent early would not fill).
@@ -98,6 +99,9 @@ function response(status, headers, body)
   if not reuse and answered == #pool then
     finished = now_ms()
     wrk.thread:stop()
+    -- Tells scripts/bench this thread is done: wrk would otherwise wait out its -d.
+    local marker = io.open(os.getenv("BENCH_DONE_DIR") .. "/" .. id, "w")
+    if marker then marker:close() end
   end
 end
 
