@@ -336,16 +336,11 @@ impl TestApp {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut builder = http::Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let mut req = builder
-            .body(Bytes::from(body.unwrap_or("").to_owned()))
-            .unwrap();
-        req.extensions_mut()
-            .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
-        reply(self.app.handle(req).await)
+        reply(
+            self.app
+                .handle(build_request(method, path, body, headers))
+                .await,
+        )
     }
 
     pub async fn post(&self, path: &str, body: &str) -> Reply {
@@ -403,6 +398,25 @@ impl Default for TestApp {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The request [`TestApp::request`] sends: any headers, from the default client address.
+pub fn build_request(
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> http::Request<Bytes> {
+    let mut builder = http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let mut req = builder
+        .body(Bytes::from(body.unwrap_or("").to_owned()))
+        .unwrap();
+    req.extensions_mut()
+        .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+    req
 }
 
 pub fn reply(res: http::Response<Bytes>) -> Reply {

@@ -10,16 +10,13 @@
 //! recorder's count.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{Method, StatusCode};
 use latchkey_aws::dynamodb::DynamoStore;
 use latchkey_core::identity::users::Role;
 use latchkey_core::routes;
-use latchkey_core::web::Peer;
 use serde_json::json;
 
 use crate::harness::{self, Backend, Cost, Reply, T0, TestApp, fresh_store, tfa_token_from};
@@ -119,15 +116,7 @@ impl Walk {
         // The request `TestApp::request` makes, built before the clock starts and its answer
         // read after it stops: the time is the app's (its entry point, as the servers call
         // it), not the test's (a 254 KB OpenAPI document takes the test ~4 ms to parse).
-        let mut builder = http::Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let mut req = builder
-            .body(Bytes::from(body.unwrap_or("").to_owned()))
-            .unwrap();
-        req.extensions_mut()
-            .insert(Peer(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))));
+        let req = harness::build_request(method, path, body, headers);
         let start = self.start();
         let res = self.t.app.handle(req).await;
         self.finish(route, scenario, start);
