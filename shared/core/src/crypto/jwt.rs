@@ -37,8 +37,8 @@
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -109,43 +109,86 @@ struct Parts<'t> {
     signing_input: &'t str,
     alg: String,
     kid: String,
-    claims: serde_json::Value,
+    /// The claims segment, decoded: a JSON object.
+    claims: Vec<u8>,
+    registered: Registered,
     signature: &'t str,
 }
 
-/// Splits a compact JWS into exactly three segments and decodes the header and claims. The
-/// header needs a string `alg` and `kid`, and must not carry `crit` (no extension is
-/// understood here, so none may be required, RFC 7515 §4.1.11).
+/// The header fields read here. Others are ignored, except `crit`: no extension is understood
+/// here, so none may be required (RFC 7515 §4.1.11), whatever its value.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: String,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a field was there at all, `null` included.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// The registered claims [`check_claims`] reads, each as sent (`null` is present, and
+/// wrong); the others are skipped unparsed. The caller's claim type is parsed on its own,
+/// after the checks.
+#[derive(Deserialize)]
+struct Registered {
+    #[serde(default, deserialize_with = "as_sent")]
+    exp: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "as_sent")]
+    iat: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "as_sent")]
+    nbf: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "as_sent")]
+    iss: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "as_sent")]
+    aud: Option<serde_json::Value>,
+}
+
+fn as_sent<'de, D: Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+/// A base64url segment holding a JSON object, decoded, and read as `T`. Typed reads, not a
+/// `serde_json::Value` of the whole segment: a token check is on every authenticated request,
+/// and building the tree was a tenth of who-am-I's CPU (infra/BENCH.md). serde's derive would
+/// also take an array for a struct, field by position, so the object is checked first; a
+/// repeated field is refused.
+fn object<T: DeserializeOwned>(segment: &str) -> Result<(T, Vec<u8>), JwtError> {
+    let bytes = B64URL.decode(segment).map_err(|_| JwtError::Invalid)?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(JwtError::Invalid);
+    }
+    let value = serde_json::from_slice(&bytes).map_err(|_| JwtError::Invalid)?;
+    Ok((value, bytes))
+}
+
+/// Splits a compact JWS into exactly three segments and decodes the header and claims, both
+/// JSON objects. The header needs a string `alg` and `kid`, and must not carry `crit`.
 fn split(token: &str) -> Result<Parts<'_>, JwtError> {
     let (signing_input, signature) = token.rsplit_once('.').ok_or(JwtError::Invalid)?;
     let (header, claims) = signing_input.split_once('.').ok_or(JwtError::Invalid)?;
     if claims.contains('.') {
         return Err(JwtError::Invalid);
     }
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&B64URL.decode(header).map_err(|_| JwtError::Invalid)?)
-            .map_err(|_| JwtError::Invalid)?;
-    if header.contains_key("crit") {
+    let (header, _) = object::<Header>(header)?;
+    if header.crit.0 {
         return Err(JwtError::Invalid);
     }
-    let text = |name: &str| {
-        header
-            .get(name)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .ok_or(JwtError::Invalid)
-    };
-    let claims: serde_json::Value =
-        serde_json::from_slice(&B64URL.decode(claims).map_err(|_| JwtError::Invalid)?)
-            .map_err(|_| JwtError::Invalid)?;
-    if !claims.is_object() {
-        return Err(JwtError::Invalid);
-    }
+    let (registered, claims) = object::<Registered>(claims)?;
     Ok(Parts {
         signing_input,
-        alg: text("alg")?,
-        kid: text("kid")?,
+        alg: header.alg,
+        kid: header.kid,
         claims,
+        registered,
         signature,
     })
 }
@@ -154,32 +197,32 @@ fn split(token: &str) -> Result<Parts<'_>, JwtError> {
 /// integers not after `now + leeway`; `iss`/`aud` as [`Expect`] says. Every reason for
 /// [`JwtError::Invalid`] is checked before expiry.
 fn check_claims(
-    claims: &serde_json::Value,
+    claims: &Registered,
     now: i64,
     leeway: i64,
     expect: &Expect<'_>,
 ) -> Result<(), JwtError> {
+    use serde_json::Value;
     let leeway = leeway.max(0);
     let exp = claims
-        .get("exp")
-        .and_then(serde_json::Value::as_i64)
+        .exp
+        .as_ref()
+        .and_then(Value::as_i64)
         .ok_or(JwtError::Invalid)?;
-    for name in ["iat", "nbf"] {
-        if let Some(t) = claims.get(name)
-            && t.as_i64().is_none_or(|t| t > now.saturating_add(leeway))
-        {
+    for t in [&claims.iat, &claims.nbf].into_iter().flatten() {
+        if t.as_i64().is_none_or(|t| t > now.saturating_add(leeway)) {
             return Err(JwtError::Invalid);
         }
     }
     if let Some(iss) = expect.iss
-        && claims.get("iss").and_then(serde_json::Value::as_str) != Some(iss)
+        && claims.iss.as_ref().and_then(Value::as_str) != Some(iss)
     {
         return Err(JwtError::Invalid);
     }
     if let Some(aud) = expect.aud {
-        let ok = match claims.get("aud") {
-            Some(serde_json::Value::String(a)) => a == aud,
-            Some(serde_json::Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(aud)),
+        let ok = match &claims.aud {
+            Some(Value::String(a)) => a == aud,
+            Some(Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(aud)),
             _ => false,
         };
         if !ok {
@@ -228,8 +271,7 @@ impl KeySet {
             },
             claims,
         )?;
-        let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key.encoding, alg.jwt())
-            .map_err(key_error)?;
+        let signature = b64url(&key.signer.sign(message.as_bytes())?);
         Ok(format!("{message}.{signature}"))
     }
 
@@ -262,8 +304,8 @@ impl KeySet {
         if !good {
             return Err(JwtError::Invalid);
         }
-        check_claims(&parts.claims, now, leeway, expect)?;
-        serde_json::from_value(parts.claims).map_err(|_| JwtError::Invalid)
+        check_claims(&parts.registered, now, leeway, expect)?;
+        serde_json::from_slice(&parts.claims).map_err(|_| JwtError::Invalid)
     }
 
     /// Signs `claims` as HS256 under the active HMAC key, keyed for `binding` (see the module
@@ -315,8 +357,8 @@ impl KeySet {
             .ok()
             .and_then(|s| s.try_into().ok())
             .ok_or(JwtError::Invalid)?;
-        check_claims(&parts.claims, now, leeway, &Expect::default())?;
-        let claims = serde_json::from_value(parts.claims).map_err(|_| JwtError::Invalid)?;
+        check_claims(&parts.registered, now, leeway, &Expect::default())?;
+        let claims = serde_json::from_slice(&parts.claims).map_err(|_| JwtError::Invalid)?;
         Ok(Unverified {
             claims,
             kid: parts.kid,
@@ -551,6 +593,57 @@ mod tests {
             keys.peek_hs256::<Claims>(&tfa, NOW, 0).unwrap_err(),
             JwtError::Invalid
         );
+    }
+
+    /// Tokens correctly signed under the subject's key whose header or claims are still not
+    /// acceptable: what the typed reading of both segments must refuse as the generic JSON
+    /// reading did.
+    #[test]
+    fn well_signed_tokens_of_the_wrong_shape_are_refused() {
+        let (file, keys) = keys();
+        let derived = independent_bound_key(&file.active_hmac_secret(), BINDING);
+        let signed = |header: &str, claims: &str| {
+            let message = format!("{}.{}", b64(header), b64(claims));
+            let sig = jsonwebtoken::crypto::sign(
+                message.as_bytes(),
+                &EncodingKey::from_secret(&derived),
+                Algorithm::HS256,
+            )
+            .unwrap();
+            check::<Claims>(&keys, &format!("{message}.{sig}"), NOW, 0, BINDING)
+        };
+        let header = r#"{"kid":"1","alg":"HS256"}"#;
+        let claims = format!(r#"{{"uid":93,"utypid":3,"iat":{NOW},"exp":{}}}"#, NOW + 60);
+        assert!(signed(header, &claims).is_ok(), "the well-made token");
+        for bad_header in [
+            r#"{"kid":"1","alg":"HS256","crit":null}"#,
+            r#"["1","HS256"]"#,
+            r#"{"kid":1,"alg":"HS256"}"#,
+            r#"{"kid":"1","alg":"HS256","alg":"HS256"}"#,
+            r#"{"kid":"1","alg":"HS256"} x"#,
+        ] {
+            assert_eq!(
+                signed(bad_header, &claims),
+                Err(JwtError::Invalid),
+                "{bad_header}"
+            );
+        }
+        let exp = NOW + 60;
+        for bad_claims in [
+            format!("[93,3,{NOW},{exp}]"),
+            format!(r#"{{"uid":93,"utypid":3,"iat":null,"exp":{exp}}}"#),
+            format!(r#"{{"uid":93,"utypid":3,"iat":{NOW},"exp":"{exp}"}}"#),
+            format!(r#"{{"uid":93,"utypid":3,"iat":{NOW},"exp":{exp}.5}}"#),
+            format!(r#"{{"uid":93,"utypid":3,"iat":{NOW},"nbf":null,"exp":{exp}}}"#),
+            format!(r#"{{"uid":93,"utypid":3,"iat":{NOW},"exp":{exp},"exp":{exp}}}"#),
+            format!(r#"{{"uid":93,"utypid":3,"iat":{NOW}}}"#),
+        ] {
+            assert_eq!(
+                signed(header, &bad_claims),
+                Err(JwtError::Invalid),
+                "{bad_claims}"
+            );
+        }
     }
 
     #[test]
