@@ -88,11 +88,12 @@ pub async fn aws_clients() -> latchkey_aws::clients::AwsClients {
             .await
     };
     let (aws, mail) = (at(aws_endpoint()).await, at(mail_endpoint()).await);
+    use latchkey_aws::clients::ready;
     latchkey_aws::clients::AwsClients {
         dynamodb: aws_sdk_dynamodb::Client::new(&aws),
-        ssm: aws_sdk_ssm::Client::new(&aws),
-        sesv2: aws_sdk_sesv2::Client::new(&mail),
-        sns: aws_sdk_sns::Client::new(&mail),
+        ssm: ready(aws_sdk_ssm::Client::new(&aws)),
+        sesv2: ready(aws_sdk_sesv2::Client::new(&mail)),
+        sns: ready(aws_sdk_sns::Client::new(&mail)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! region, credentials and `AWS_ENDPOINT_URL` (a local emulator) from the environment, the
 //! standard retry strategy with backoff, and timeouts that fit inside a Lambda invocation.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use latchkey_core::config::TrustStore as Chosen;
@@ -33,21 +34,38 @@ pub const SSM_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DELIVERY_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A client built on its first use (it dereferences to the client). Building one SDK client
+/// takes 0.3-0.4 ms, and most functions never mail, text or read SSM: a cold start should not
+/// pay for clients its route does not use (infra/BENCH.md).
+pub type LazyClient<C> = Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
+
+fn lazy<C>(build: impl FnOnce() -> C + Send + 'static) -> LazyClient<C> {
+    Arc::new(LazyLock::new(Box::new(build)))
+}
+
+/// A client already built, where a [`LazyClient`] is wanted.
+pub fn ready<C: Send + 'static>(client: C) -> LazyClient<C> {
+    lazy(move || client)
+}
+
+/// The clients of one configuration. DynamoDB's is built at once (every route uses it), the
+/// others when first used.
 #[derive(Clone, Debug)]
 pub struct AwsClients {
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sesv2: aws_sdk_sesv2::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub ssm: aws_sdk_ssm::Client,
+    pub sesv2: LazyClient<aws_sdk_sesv2::Client>,
+    pub sns: LazyClient<aws_sdk_sns::Client>,
+    pub ssm: LazyClient<aws_sdk_ssm::Client>,
 }
 
 impl AwsClients {
     pub fn from_config(config: &SdkConfig) -> Self {
+        let (ses, sns, ssm) = (config.clone(), config.clone(), config.clone());
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
-            sesv2: aws_sdk_sesv2::Client::new(config),
-            sns: aws_sdk_sns::Client::new(config),
-            ssm: aws_sdk_ssm::Client::new(config),
+            sesv2: lazy(move || aws_sdk_sesv2::Client::new(&ses)),
+            sns: lazy(move || aws_sdk_sns::Client::new(&sns)),
+            ssm: lazy(move || aws_sdk_ssm::Client::new(&ssm)),
         }
     }
 
@@ -83,29 +101,37 @@ impl AwsClients {
             )
             .build();
         let delivery = timeouts(DELIVERY_ATTEMPT_TIMEOUT, DELIVERY_OPERATION_TIMEOUT);
+        let (ses, sns, ssm) = (config.clone(), config.clone(), config);
+        let ses_timeouts = delivery.clone();
         Ok(Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
-            sesv2: aws_sdk_sesv2::Client::from_conf(
-                aws_sdk_sesv2::config::Builder::from(&config)
-                    .timeout_config(delivery.clone())
-                    .build(),
-            ),
-            sns: aws_sdk_sns::Client::from_conf(
-                aws_sdk_sns::config::Builder::from(&config)
-                    .timeout_config(delivery)
-                    .build(),
-            ),
-            ssm: aws_sdk_ssm::Client::from_conf(
-                aws_sdk_ssm::config::Builder::from(&config)
-                    .timeout_config(timeouts(Duration::from_secs(2), SSM_OPERATION_TIMEOUT))
-                    .retry_config(
-                        RetryConfig::adaptive()
-                            .with_max_attempts(SSM_MAX_ATTEMPTS)
-                            .with_initial_backoff(Duration::from_millis(100))
-                            .with_max_backoff(Duration::from_secs(2)),
-                    )
-                    .build(),
-            ),
+            sesv2: lazy(move || {
+                aws_sdk_sesv2::Client::from_conf(
+                    aws_sdk_sesv2::config::Builder::from(&ses)
+                        .timeout_config(ses_timeouts)
+                        .build(),
+                )
+            }),
+            sns: lazy(move || {
+                aws_sdk_sns::Client::from_conf(
+                    aws_sdk_sns::config::Builder::from(&sns)
+                        .timeout_config(delivery)
+                        .build(),
+                )
+            }),
+            ssm: lazy(move || {
+                aws_sdk_ssm::Client::from_conf(
+                    aws_sdk_ssm::config::Builder::from(&ssm)
+                        .timeout_config(timeouts(Duration::from_secs(2), SSM_OPERATION_TIMEOUT))
+                        .retry_config(
+                            RetryConfig::adaptive()
+                                .with_max_attempts(SSM_MAX_ATTEMPTS)
+                                .with_initial_backoff(Duration::from_millis(100))
+                                .with_max_backoff(Duration::from_secs(2)),
+                        )
+                        .build(),
+                )
+            }),
         })
     }
 }

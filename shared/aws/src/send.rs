@@ -12,6 +12,8 @@ use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sns::types::MessageAttributeValue;
 use latchkey_core::ports::{Email, Mailer, SendError, Sms, SmsSender};
 
+use crate::clients::LazyClient;
+
 /// Throttled, a server fault or unreachable: worth trying again later. The error codes are the
 /// SDK's own throttling and transient lists (what its retry strategy already retried), plus
 /// each service's documented codes for throttling and internal faults.
@@ -45,12 +47,12 @@ fn classify<E: ProvideErrorMetadata>(
 /// Sends email through SES v2 from one verified address.
 #[derive(Clone, Debug)]
 pub struct SesMailer {
-    client: aws_sdk_sesv2::Client,
+    client: LazyClient<aws_sdk_sesv2::Client>,
     from: String,
 }
 
 impl SesMailer {
-    pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
+    pub fn new(client: LazyClient<aws_sdk_sesv2::Client>, from: impl Into<String>) -> Self {
         Self {
             client,
             from: from.into(),
@@ -103,12 +105,12 @@ impl Mailer for SesMailer {
 /// Sends SMS through SNS (transactional messages).
 #[derive(Clone, Debug)]
 pub struct SnsSms {
-    client: aws_sdk_sns::Client,
+    client: LazyClient<aws_sdk_sns::Client>,
     sender_id: Option<String>,
 }
 
 impl SnsSms {
-    pub fn new(client: aws_sdk_sns::Client, sender_id: Option<String>) -> Self {
+    pub fn new(client: LazyClient<aws_sdk_sns::Client>, sender_id: Option<String>) -> Self {
         Self { client, sender_id }
     }
 }

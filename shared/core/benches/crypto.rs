@@ -1,6 +1,6 @@
 //! What one sign-in costs: an argon2id verification at OWASP parameters (and the unknown-user
 //! path, which must cost the same), a TOTP verification with a ±1 window, bound HS256 and
-//! RS256/ES256/EdDSA issue/verify, and opening a sealed TOTP secret.
+//! RS256/ES256/EdDSA issue/verify, opening a sealed TOTP secret, and an enrolment QR code.
 //!
 //! `cargo bench -p latchkey-core --bench crypto`
 
@@ -11,6 +11,7 @@ use latchkey_core::crypto::aead::Sealer;
 use latchkey_core::crypto::jwt::Expect;
 use latchkey_core::crypto::keys::{KeySet, KeySetFile, SigningAlg};
 use latchkey_core::crypto::password::PasswordHasher;
+use latchkey_core::crypto::qr;
 use latchkey_core::crypto::totp::{self, TotpSecret};
 use latchkey_core::ports::SystemRng;
 use serde_json::json;
@@ -70,6 +71,20 @@ fn benches(c: &mut Criterion) {
     c.bench_function("aead_open_totp_secret", |b| {
         b.iter(|| sealer.open(&sealed, b"latchkey:totp:1").unwrap())
     });
+
+    // What every function's init pays for its keys: the development key set (HMAC, sealing,
+    // and an RS256, ES256 and EdDSA signing key), parsed and checked.
+    let file = KeySetFile::test_fixture();
+    c.bench_function("key_set_load", |b| {
+        b.iter(|| KeySet::from_file(&file).unwrap())
+    });
+
+    // The enrolment QR code: a 32-character secret, a long account name, as the wizard makes it.
+    let uri = format!(
+        "otpauth://totp/latchkey:customer-with-a-long-address%40example.com?secret={}&issuer=latchkey&algorithm=SHA1&digits=6&period=30",
+        "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+    );
+    c.bench_function("qr_png", |b| b.iter(|| qr::png(&uri).unwrap()));
 }
 
 criterion_group! {

@@ -808,17 +808,15 @@ fn encoding_key(alg: SigningAlg, pem: &str) -> Result<EncodingKey, jsonwebtoken:
         SigningAlg::ES256 => EncodingKey::from_ec_pem(pem.as_bytes())?,
         SigningAlg::RS256 => EncodingKey::from_rsa_pem(pem.as_bytes())?,
         SigningAlg::EdDSA => {
-            use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, KeypairBytes};
+            // aws-lc reads v1 and v2, checks a v2 file's public key against its secret key,
+            // and writes v1 back (ed25519-dalek did the same, but computing the public key at
+            // opt-level "z" was most of a cold start's key loading).
+            use aws_lc_rs::signature::Ed25519KeyPair;
             let invalid = || jsonwebtoken::errors::ErrorKind::InvalidEddsaKey;
-            let keypair = KeypairBytes::from_pkcs8_pem(pem).map_err(|_| invalid())?;
-            // A v2 file's public key must belong to its secret key.
-            ed25519_dalek::SigningKey::try_from(&keypair).map_err(|_| invalid())?;
-            let v1 = KeypairBytes {
-                secret_key: keypair.secret_key,
-                public_key: None,
-            };
-            let der = v1.to_pkcs8_der().map_err(|_| invalid())?;
-            EncodingKey::from_ed_der(der.as_bytes())
+            let der = EncodingKey::from_ed_pem(pem.as_bytes())?;
+            let pair = Ed25519KeyPair::from_pkcs8(der.as_bytes()).map_err(|_| invalid())?;
+            let v1 = pair.to_pkcs8v1().map_err(|_| invalid())?;
+            EncodingKey::from_ed_der(v1.as_ref())
         }
     })
 }
@@ -855,6 +853,37 @@ impl Signer {
         })
     }
 
+    /// The public half as a JWK, as `Jwk::from_encoding_key` makes it. For RSA, from the
+    /// parsed key pair: jsonwebtoken would parse and check the private key again, and that
+    /// check (`RSA_check_key`) is most of what loading a key set costs a cold start.
+    fn public_jwk(
+        &self,
+        encoding: &EncodingKey,
+        alg: SigningAlg,
+    ) -> jsonwebtoken::errors::Result<Jwk> {
+        use aws_lc_rs::signature::KeyPair;
+        use jsonwebtoken::jwk::{
+            AlgorithmParameters, CommonParameters, RSAKeyParameters, RSAKeyType,
+        };
+        let Signer::Rs256(pair) = self else {
+            return Jwk::from_encoding_key(encoding, alg.jwt());
+        };
+        let public =
+            aws_lc_rs::signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        Ok(Jwk {
+            common: CommonParameters {
+                key_algorithm: Some(alg.jwt().into()),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: b64(&public.n),
+                e: b64(&public.e),
+            }),
+        })
+    }
+
     /// The JWS signature of `message`: RSASSA-PKCS1-v1_5 with SHA-256, ECDSA P-256 with
     /// SHA-256 as the fixed-width `r || s` JWS wants, or Ed25519. RSA and Ed25519 signatures are
     /// deterministic; ECDSA's nonce comes from aws-lc's own generator, as it would through
@@ -886,7 +915,7 @@ fn signing_key(k: &SigningKeyFile) -> Result<SigningKey, CryptoError> {
     let encoding = encoding_key(k.alg, &k.private_key_pem).map_err(err)?;
     let signer = Signer::new(k.alg, &encoding)
         .map_err(|e| CryptoError::Key(format!("signing key {}: {e}", k.kid)))?;
-    let mut jwk = Jwk::from_encoding_key(&encoding, k.alg.jwt()).map_err(err)?;
+    let mut jwk = signer.public_jwk(&encoding, k.alg).map_err(err)?;
     jwk.common.key_id = Some(k.kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     let decoding = DecodingKey::from_jwk(&jwk).map_err(err)?;
