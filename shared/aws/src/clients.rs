@@ -1,4 +1,5 @@
-//! AWS clients, built once per process (per cold start), from one shared configuration:
+//! AWS clients, built at most once per process (DynamoDB's at the cold start, the others at
+//! their first use), from one shared configuration:
 //! region, credentials and `AWS_ENDPOINT_URL` (a local emulator) from the environment, the
 //! standard retry strategy with backoff, and timeouts that fit inside a Lambda invocation.
 
@@ -35,8 +36,9 @@ pub const DELIVERY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DELIVERY_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client built on its first use (it dereferences to the client). Building one SDK client
-/// takes 0.3-0.4 ms, and most functions never mail, text or read SSM: a cold start should not
-/// pay for clients its route does not use (infra/BENCH.md).
+/// takes 0.3-0.4 ms, and most functions never mail or text, nor read SSM when their keys come
+/// from the environment: a cold start should not pay for clients its route does not use
+/// (infra/BENCH.md).
 pub type LazyClient<C> = Arc<LazyLock<C, Box<dyn FnOnce() -> C + Send>>>;
 
 fn lazy<C>(build: impl FnOnce() -> C + Send + 'static) -> LazyClient<C> {
@@ -244,6 +246,30 @@ mod tests {
             })
             .collect();
         assert_eq!(found, published);
+    }
+
+    /// The lazily built clients build (the SDK panics on a configuration it cannot use, and
+    /// these are first built in the middle of a request), and each is built once.
+    #[tokio::test]
+    async fn lazy_clients_build_on_first_use_and_once() {
+        for roots in [TrustRoots::Amazon, TrustRoots::System] {
+            let clients = AwsClients::for_lambda(roots).await.unwrap();
+            let copy = clients.clone();
+            let _: &aws_sdk_sesv2::Client = &clients.sesv2;
+            let _: &aws_sdk_sns::Client = &clients.sns;
+            let _: &aws_sdk_ssm::Client = &clients.ssm;
+            // A clone shares the built client rather than building its own.
+            let (built, shared): (&aws_sdk_ssm::Client, &aws_sdk_ssm::Client) =
+                (&clients.ssm, &copy.ssm);
+            assert!(std::ptr::eq(built, shared));
+        }
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let clients = AwsClients::from_config(&config);
+        let _: &aws_sdk_sesv2::Client = &clients.sesv2;
+        let _: &aws_sdk_sns::Client = &clients.sns;
+        let _: &aws_sdk_ssm::Client = &clients.ssm;
     }
 
     #[test]

@@ -9,7 +9,7 @@ use latchkey_core::crypto::password::PasswordHasher;
 use latchkey_core::ports::{StreamQueue, SystemRng};
 use latchkey_core::{App, Deps};
 
-use crate::clients::AwsClients;
+use crate::clients::{AwsClients, LazyClient};
 use crate::dynamodb::DynamoStore;
 use crate::keys::load_key_set_json;
 use crate::send::{SesMailer, SnsSms};
@@ -18,7 +18,7 @@ use crate::send::{SesMailer, SnsSms};
 /// `LATCHKEY_KEYS_SSM_PARAMETER`), and where it came from. `Ok(None)` when none is configured.
 pub async fn key_set(
     source: Option<&KeySource>,
-    ssm: &aws_sdk_ssm::Client,
+    ssm: &LazyClient<aws_sdk_ssm::Client>,
 ) -> Result<Option<(KeySetFile, String)>, String> {
     let (json, origin) = match source {
         None => return Ok(None),

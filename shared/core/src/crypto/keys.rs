@@ -441,7 +441,8 @@ pub(super) fn new_signing_key(
         SigningAlg::ES256 => generate_es256(rng)?,
         SigningAlg::EdDSA => generate_eddsa(rng)?,
     };
-    // Loaded the way a key file is, so a generated key is one that loads.
+    // Read the way a key file is. The kid is the thumbprint of the JWK jsonwebtoken makes, which
+    // loading (`signing_key`) reproduces: the JWKS tests check kid = thumbprint.
     let encoding = encoding_key(alg, &pem).map_err(|e| CryptoError::Key(e.to_string()))?;
     let kid = Jwk::from_encoding_key(&encoding, alg.jwt())
         .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
@@ -833,16 +834,16 @@ pub(super) enum Signer {
 
 impl Signer {
     /// The key in `encoding` (as jsonwebtoken holds it: PKCS#1 DER for RSA, PKCS#8 DER else).
-    fn new(alg: SigningAlg, encoding: &EncodingKey) -> Result<Self, CryptoError> {
+    /// aws-lc refuses RSA keys under 2048 or over 8192 bits.
+    fn new(alg: SigningAlg, encoding: &EncodingKey) -> Result<Self, String> {
         use aws_lc_rs::signature::{
             ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
         };
         let der = encoding.as_bytes();
-        let bad = |e: aws_lc_rs::error::KeyRejected| {
-            CryptoError::Key(match e.description_() {
-                "TooSmall" => format!("RSA keys must have at least {RSA_BITS} bits"),
-                _ => format!("{alg} key: {e}"),
-            })
+        let bad = |e: aws_lc_rs::error::KeyRejected| match e.description_() {
+            "TooSmall" => format!("RSA keys must have at least {RSA_BITS} bits"),
+            "TooLarge" => "RSA keys must have at most 8192 bits".to_owned(),
+            _ => format!("{alg} key: {e}"),
         };
         Ok(match alg {
             SigningAlg::RS256 => Signer::Rs256(RsaKeyPair::from_der(der).map_err(bad)?),
@@ -904,7 +905,7 @@ impl Signer {
                 signature
             }
             Signer::Es256(key) => key.sign(&rng, message).map_err(failed)?.as_ref().to_vec(),
-            Signer::EdDsa(key) => key.sign(message).as_ref().to_vec(),
+            Signer::EdDsa(key) => key.try_sign(message).map_err(failed)?.as_ref().to_vec(),
         })
     }
 }
