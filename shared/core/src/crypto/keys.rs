@@ -441,10 +441,11 @@ pub(super) fn new_signing_key(
         SigningAlg::ES256 => generate_es256(rng)?,
         SigningAlg::EdDSA => generate_eddsa(rng)?,
     };
-    // Read the way a key file is. The kid is the thumbprint of the JWK jsonwebtoken makes, which
-    // loading (`signing_key`) reproduces: the JWKS tests check kid = thumbprint.
+    // Read the way a key file is, and the kid made from the same JWK loading publishes.
     let encoding = encoding_key(alg, &pem).map_err(|e| CryptoError::Key(e.to_string()))?;
-    let kid = Jwk::from_encoding_key(&encoding, alg.jwt())
+    let kid = Signer::new(alg, &encoding)
+        .map_err(CryptoError::Key)?
+        .public_jwk(&encoding, alg)
         .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
         .map_err(|e| CryptoError::Key(format!("thumbprint of a new {alg} key: {e}")))?;
     Ok(SigningKeyFile {
