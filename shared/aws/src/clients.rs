@@ -80,6 +80,13 @@ impl AwsClients {
     /// Clients for a Lambda function: as [`AwsClients::from_env`], but trusting the roots
     /// [`TrustRoots::for_lambda`] picks.
     pub async fn for_lambda(roots: TrustRoots) -> Result<Self, String> {
+        Self::for_lambda_with(roots, |name| std::env::var(name).ok()).await
+    }
+
+    async fn for_lambda_with(
+        roots: TrustRoots,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let loader = match roots {
             TrustRoots::System => base_config(),
             TrustRoots::Amazon => base_config().http_client(
@@ -89,6 +96,7 @@ impl AwsClients {
                     .build_https(),
             ),
         };
+        let loader = sandbox_identity(loader, env);
         let config = loader.load().await;
         let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
             .timeout_config(timeouts(
@@ -136,6 +144,36 @@ impl AwsClients {
             }),
         })
     }
+}
+
+/// Lambda hands a function its role's credentials and its region in the environment
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`). Where
+/// they are there, they are read from there alone: the SDK's default chains would first build
+/// the providers that find credentials and regions elsewhere (profile files, web identity with
+/// an STS client of its own, ECS, IMDS), 0.3-0.5 ms of every cold start for providers a
+/// sandbox never asks (infra/BENCH.md). Elsewhere — `cargo lambda watch` with a profile — the
+/// default chains still apply.
+fn sandbox_identity(
+    loader: aws_config::ConfigLoader,
+    env: impl Fn(&str) -> Option<String>,
+) -> aws_config::ConfigLoader {
+    let var = |name: &str| env(name).filter(|v| !v.is_empty());
+    let mut loader = loader;
+    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        // A process's environment does not change under it: the values, read once, are what
+        // the SDK's environment provider would read at every call.
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            id,
+            secret,
+            var("AWS_SESSION_TOKEN"),
+            None,
+            "lambda-environment",
+        ));
+    }
+    if let Some(region) = var("AWS_REGION") {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader
 }
 
 fn timeouts(attempt: Duration, operation: Duration) -> TimeoutConfig {
@@ -246,6 +284,42 @@ mod tests {
             })
             .collect();
         assert_eq!(found, published);
+    }
+
+    /// In a sandbox (credentials and region in the environment) the clients sign with the
+    /// environment's credentials, session token included, in its region.
+    #[tokio::test]
+    async fn a_sandboxs_credentials_and_region_come_from_its_environment() {
+        use aws_sdk_dynamodb::config::ProvideCredentials;
+        let env = |name: &str| {
+            match name {
+                "AWS_ACCESS_KEY_ID" => Some("AKIDSANDBOX"),
+                "AWS_SECRET_ACCESS_KEY" => Some("sandbox-secret"),
+                "AWS_SESSION_TOKEN" => Some("sandbox-session"),
+                "AWS_REGION" => Some("eu-west-3"),
+                _ => None,
+            }
+            .map(str::to_owned)
+        };
+        let config = sandbox_identity(base_config(), env).load().await;
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-3"));
+        let credentials = config
+            .credentials_provider()
+            .expect("a credentials provider")
+            .provide_credentials()
+            .await
+            .unwrap();
+        assert_eq!(credentials.access_key_id(), "AKIDSANDBOX");
+        assert_eq!(credentials.secret_access_key(), "sandbox-secret");
+        assert_eq!(credentials.session_token(), Some("sandbox-session"));
+        // And the clients of a function are built on that configuration.
+        let clients = AwsClients::for_lambda_with(TrustRoots::Amazon, env)
+            .await
+            .unwrap();
+        assert_eq!(
+            clients.dynamodb.config().region().map(|r| r.as_ref()),
+            Some("eu-west-3")
+        );
     }
 
     /// The lazily built clients build (the SDK panics on a configuration it cannot use, and

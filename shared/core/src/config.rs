@@ -526,9 +526,13 @@ impl Default for HashLimits {
     }
 }
 
-/// The CPUs this process may use (1 when unknown).
+/// The CPUs this process may use (1 when unknown). Found once: std reads the affinity mask
+/// and the cgroup's CPU quota from /proc and /sys each time it is asked, ~0.1 ms, and a cold
+/// start asks twice (the settings and the password hasher).
 pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
 }
 
 #[derive(Clone, Debug)]
