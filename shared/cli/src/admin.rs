@@ -307,9 +307,12 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
                 ),
                 Role::Admin => String::new(),
             };
-            println!(
+            outln!(
                 "created {} {} ({}, id {}{reference})",
-                user.role, user.username, user.email, user.id
+                user.role,
+                user.username,
+                user.email,
+                user.id
             );
         }
         UserCommand::List => print_users(
@@ -323,17 +326,17 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             accounts::set_password_by_login(db, &app.hasher, rng, &login, &password, VIA)
                 .await
                 .map_err(describe)?;
-            println!("password set for {login}; every earlier token of theirs is revoked");
+            outln!("password set for {login}; every earlier token of theirs is revoked");
         }
         UserCommand::RequirePasswordReset { login } => {
             accounts::require_password_reset(db, &login, VIA)
                 .await
                 .map_err(describe)?;
-            println!("{login} must set a new password before signing in (signed out everywhere)");
+            outln!("{login} must set a new password before signing in (signed out everywhere)");
         }
         UserCommand::Unlock { login } => {
             accounts::unlock(db, &login, VIA).await.map_err(describe)?;
-            println!("{login} unlocked");
+            outln!("{login} unlocked");
         }
         UserCommand::Totp(TotpCommand::Enroll { login, secret }) => {
             let secret = secret
@@ -360,7 +363,7 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             accounts::reset_totp(db, user.id, VIA)
                 .await
                 .map_err(describe)?;
-            println!("authenticator removed for {login}; the next sign-in sets one up again");
+            outln!("authenticator removed for {login}; the next sign-in sets one up again");
         }
         UserCommand::SetPhone {
             login,
@@ -371,7 +374,7 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             accounts::set_phone(db, &login, phone.as_deref(), VIA)
                 .await
                 .map_err(describe)?;
-            println!(
+            outln!(
                 "phone {} for {login}",
                 if phone.is_some() { "set" } else { "removed" }
             );
@@ -380,25 +383,25 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             accounts::set_two_factor(db, &login, true, VIA)
                 .await
                 .map_err(describe)?;
-            println!("two-factor authentication required for {login}");
+            outln!("two-factor authentication required for {login}");
         }
         UserCommand::Disable2fa { login } => {
             accounts::set_two_factor(db, &login, false, VIA)
                 .await
                 .map_err(describe)?;
-            println!("two-factor authentication disabled for {login}");
+            outln!("two-factor authentication disabled for {login}");
         }
         UserCommand::Enable { login } => {
             accounts::set_active(db, &login, true, VIA)
                 .await
                 .map_err(describe)?;
-            println!("{login} enabled");
+            outln!("{login} enabled");
         }
         UserCommand::Disable { login } => {
             accounts::set_active(db, &login, false, VIA)
                 .await
                 .map_err(describe)?;
-            println!("{login} disabled; every token of theirs is revoked");
+            outln!("{login} disabled; every token of theirs is revoked");
         }
         UserCommand::ResetMfa { login } => {
             let user = accounts::find(db, &login)
@@ -408,13 +411,13 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
             accounts::reset_second_factors(db, user.id, VIA)
                 .await
                 .map_err(describe)?;
-            println!("every second factor of {login} is off; every token of theirs is revoked");
+            outln!("every second factor of {login} is off; every token of theirs is revoked");
         }
         UserCommand::RevokeTokens { login } => {
             accounts::revoke_tokens_by_login(db, &login, VIA)
                 .await
                 .map_err(describe)?;
-            println!("every token issued to {login} so far is revoked");
+            outln!("every token issued to {login} so far is revoked");
         }
     }
     Ok(())
@@ -422,9 +425,14 @@ pub async fn user(store: &StoreArgs, cmd: UserCommand) -> Result<(), String> {
 
 fn print_users(app: &App, users: &[User]) {
     let policy = &app.config.magento.signin;
-    println!(
+    outln!(
         "{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} STATUS",
-        "ID", "USERNAME", "EMAIL", "ROLE", "TOTP", "2FA"
+        "ID",
+        "USERNAME",
+        "EMAIL",
+        "ROLE",
+        "TOTP",
+        "2FA"
     );
     let now = app.clock.now();
     for u in users {
@@ -449,7 +457,7 @@ fn print_users(app: &App, users: &[User]) {
         } else {
             "ok"
         };
-        println!(
+        outln!(
             "{:>5}  {:<24} {:<32} {:<8} {:<8} {:<6} {status}",
             u.id,
             u.username,
@@ -462,10 +470,10 @@ fn print_users(app: &App, users: &[User]) {
 }
 
 fn print_setup(setup: &TotpSetup) -> Result<(), String> {
-    println!("secret: {}", setup.secret.to_base32().expose());
-    println!("uri:    {}", setup.uri);
-    println!();
-    println!("{}", qr::terminal(&setup.uri).map_err(|e| e.to_string())?);
+    outln!("secret: {}", setup.secret.to_base32().expose());
+    outln!("uri:    {}", setup.uri);
+    outln!();
+    outln!("{}", qr::terminal(&setup.uri).map_err(|e| e.to_string())?);
     Ok(())
 }
 
@@ -484,21 +492,22 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
             )
             .await
             .map_err(describe)?;
-            println!(
+            outln!(
                 "created integration {} ({})",
-                integration.id, integration.name
+                integration.id,
+                integration.name
             );
-            println!("resources:    {}", integration.resources.join(", "));
-            println!("access token: {}", token.expose());
-            println!("(shown once; use it as `Authorization: Bearer <token>`)");
+            outln!("resources:    {}", integration.resources.join(", "));
+            outln!("access token: {}", token.expose());
+            outln!("(shown once; use it as `Authorization: Bearer <token>`)");
         }
         IntegrationCommand::List => {
-            println!("{:>5}  {:<32} RESOURCES", "ID", "NAME");
+            outln!("{:>5}  {:<32} RESOURCES", "ID", "NAME");
             for i in integrations::list(app.db())
                 .await
                 .map_err(|e| e.to_string())?
             {
-                println!("{:>5}  {:<32} {}", i.id, i.name, i.resources.join(", "));
+                outln!("{:>5}  {:<32} {}", i.id, i.name, i.resources.join(", "));
             }
         }
         IntegrationCommand::Delete { id } => {
@@ -508,7 +517,7 @@ pub async fn integration(store: &StoreArgs, cmd: IntegrationCommand) -> Result<(
                     Error::NotFound => format!("no integration with id {id}"),
                     other => describe(other),
                 })?;
-            println!("integration {id} deleted; its token no longer works");
+            outln!("integration {id} deleted; its token no longer works");
         }
     }
     Ok(())
@@ -521,7 +530,7 @@ pub async fn keys(store: &StoreArgs, cmd: KeysCommand) -> Result<(), String> {
             if production {
                 file.set_development(false);
             }
-            println!("{}", file.to_json_pretty());
+            outln!("{}", file.to_json_pretty());
         }
         KeysCommand::Rotate {
             signing,
@@ -551,7 +560,7 @@ pub async fn keys(store: &StoreArgs, cmd: KeysCommand) -> Result<(), String> {
             let config = setup::config()?;
             let data_dir = store.resolve(&config).data_dir;
             let location = keys::locate(&data_dir, ssm_parameter, config.deployment.keys.as_ref())?;
-            print!("{}", keys::rotate(&location, &rotation, keep_secs).await?);
+            out!("{}", keys::rotate(&location, &rotation, keep_secs).await?);
         }
     }
     Ok(())
@@ -614,8 +623,8 @@ pub async fn link(store: &StoreArgs, cmd: LinkCommand) -> Result<(), String> {
                 .cloned()
                 .unwrap_or_else(|| "customer/otp/auth".into());
             let url = link_mailer::link_url(&app, view, &path, issued.token.expose());
-            println!("{url}");
-            println!(
+            outln!("{url}");
+            outln!(
                 "id {}, expires {} UTC",
                 issued.link.id,
                 time_of(issued.link.valid_until)
@@ -625,17 +634,21 @@ pub async fn link(store: &StoreArgs, cmd: LinkCommand) -> Result<(), String> {
                     .request_mail(&issued.link, issued.token.expose(), &user.email, &path)
                     .await
                     .map_err(describe)?;
-                println!("emailing it to {} (the mailer sends it)", user.email);
+                outln!("emailing it to {} (the mailer sends it)", user.email);
             }
         }
         LinkCommand::List { login } => {
             let user = customer(&app, &login).await?;
-            println!(
+            outln!(
                 "{:<14} {:<8} {:>5}  {:<19}  {:<19}  USED",
-                "ID", "STATE", "STORE", "CREATED", "EXPIRES"
+                "ID",
+                "STATE",
+                "STORE",
+                "CREATED",
+                "EXPIRES"
             );
             for l in links.list(user.id).await.map_err(describe)? {
-                println!(
+                outln!(
                     "{:<14} {:<8} {:>5}  {:<19}  {:<19}  {}",
                     l.id,
                     l.state(now, user.token_gen).as_str(),
@@ -656,7 +669,7 @@ pub async fn link(store: &StoreArgs, cmd: LinkCommand) -> Result<(), String> {
                 .filter(|l| l.state(now, user.token_gen) == LinkState::Active)
                 .max_by_key(|l| l.created_at)
                 .ok_or("no active login link")?;
-            println!(
+            outln!(
                 "{} (store {}), expires {} UTC",
                 active.id,
                 active.store_id,
@@ -672,7 +685,7 @@ pub async fn link(store: &StoreArgs, cmd: LinkCommand) -> Result<(), String> {
                     Error::NotFound => "no such link of that customer".into(),
                     other => describe(other),
                 })?;
-            println!("revoked {n} login link(s)");
+            outln!("revoked {n} login link(s)");
         }
     }
     Ok(())

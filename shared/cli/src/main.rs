@@ -15,6 +15,36 @@
 //!                      [--ssm-parameter NAME]
 //! ```
 
+/// Writes to standard output as `print!` does, except that a reader gone away
+/// (`latchkey user totp enroll ... | head`) ends the command quietly, with the status a shell
+/// gives a command SIGPIPE ended (141), where `print!` would panic: Rust ignores SIGPIPE, so
+/// the write fails instead of the process being ended by the signal as C tools are.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `out!` with a newline, as `println!`.
+macro_rules! outln {
+    () => { out!("\n") };
+    ($($arg:tt)*) => {
+        out!("{}\n", format_args!($($arg)*))
+    };
+}
+
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 mod admin;
 mod keys;
 mod serve;

@@ -1181,3 +1181,23 @@ fn the_wizard_sign_in_page_in_headless_chromium() {
         .wait_for("document.getElementById('welcome').innerText.startsWith('Signed in as user 1')");
     browser.screenshot(&shots.join("wizard-qr.png"));
 }
+
+/// A reader that stops reading (`latchkey keys generate | head -1`) ends the command quietly,
+/// with the status of a command SIGPIPE ended, not a panic and its backtrace.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["keys", "generate", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The read end closes before the command writes: its first write finds no reader.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
