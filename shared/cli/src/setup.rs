@@ -163,7 +163,10 @@ fn key_set(data_dir: &Path, config: &Config) -> Result<KeySet, String> {
             data_dir.join("keys.json").display()
         );
     }
-    KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))
+    let keys = KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))?;
+    keys.check_private_keys()
+        .map_err(|e| format!("keys from {origin}: {e}"))?;
+    Ok(keys)
 }
 
 /// The application on DynamoDB + SES + SNS: keys from `LATCHKEY_KEYS_SSM_PARAMETER` as the
@@ -172,7 +175,12 @@ async fn on_dynamodb(args: &Resolved, config: Config) -> Result<Local, String> {
     use latchkey_aws::{clients::AwsClients, dynamodb::DynamoStore, setup};
     let clients = AwsClients::from_env().await;
     let key_set = match setup::key_set(config.deployment.keys.as_ref(), &clients.ssm).await? {
-        Some((file, origin)) => setup::accept_keys(&file, &origin, config.environment)?,
+        Some((file, origin)) => {
+            let keys = setup::accept_keys(&file, &origin, config.environment)?;
+            keys.check_private_keys()
+                .map_err(|e| format!("keys from {origin}: {e}"))?;
+            keys
+        }
         // A local emulator's table: the development keys of the data dir will do.
         None if args.create_table => {
             private_dir(&args.data_dir)?;

@@ -647,6 +647,19 @@ fn active_must_not_retire(
 }
 
 impl KeySet {
+    /// Parses and checks every RSA private key now, not at its first signature: what a
+    /// long-running process (`latchkey serve`) or the CLI does once, so a broken key stops it at
+    /// start. A function's cold start leaves them for the routes that sign ([`LazyRsa`]).
+    pub fn check_private_keys(&self) -> Result<(), CryptoError> {
+        for key in &self.signing {
+            if let Signer::Rs256(rsa) = &key.signer {
+                rsa.pair()
+                    .map_err(|e| CryptoError::Key(format!("signing key {}: {e}", key.kid)))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_file(file: &KeySetFile) -> Result<Self, CryptoError> {
         if !(1..=VERSION).contains(&file.version) {
             return Err(CryptoError::Key(format!(
@@ -827,27 +840,71 @@ fn encoding_key(alg: SigningAlg, pem: &str) -> Result<EncodingKey, jsonwebtoken:
 /// key again on every call (and for RSA checks it: about half of an RS256 signature's 1.4 ms),
 /// so signatures are made here, by aws-lc-rs, jsonwebtoken's own backend.
 pub(super) enum Signer {
-    /// aws-lc refuses RSA keys under 2048 bits ([`RSA_BITS`]).
-    Rs256(aws_lc_rs::signature::RsaKeyPair),
+    /// 2048 to 8192 bits ([`RSA_BITS`] at least).
+    Rs256(LazyRsa),
     Es256(aws_lc_rs::signature::EcdsaKeyPair),
     EdDsa(aws_lc_rs::signature::Ed25519KeyPair),
+}
+
+/// An RSA private key whose public half is read from its DER when the key set loads, and whose
+/// key pair aws-lc parses and checks (`RSA_check_key`: about half of what loading a key set
+/// costs a cold start, 0.4-0.6 ms here) at its first signature. Most functions verify RS256
+/// tokens or sign none: they never pay for it. `latchkey serve` and the CLI check every key
+/// when they load (see [`KeySet::check_private_keys`]), so a broken key stops them at once.
+pub(super) struct LazyRsa {
+    /// PKCS#1 DER, as jsonwebtoken holds it.
+    der: SecretBytes,
+    /// The modulus and public exponent, big-endian, without leading zeros.
+    n: Vec<u8>,
+    e: Vec<u8>,
+    pair: std::sync::OnceLock<Result<aws_lc_rs::signature::RsaKeyPair, String>>,
+}
+
+impl LazyRsa {
+    fn new(der: &[u8]) -> Result<Self, String> {
+        use rsa::pkcs1::RsaPrivateKey;
+        use rsa::pkcs1::der::Decode;
+        let key = RsaPrivateKey::from_der(der).map_err(|e| format!("RS256 key: {e}"))?;
+        let n = key.modulus.as_bytes().to_vec();
+        let e = key.public_exponent.as_bytes().to_vec();
+        let bits = n.first().map_or(0, |top| {
+            n.len() * 8 - usize::try_from(top.leading_zeros()).unwrap_or(0)
+        });
+        if bits < RSA_BITS {
+            return Err(format!("RSA keys must have at least {RSA_BITS} bits"));
+        }
+        if bits > 8192 {
+            return Err("RSA keys must have at most 8192 bits".to_owned());
+        }
+        Ok(Self {
+            der: SecretBytes::new(der.to_vec()),
+            n,
+            e,
+            pair: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The key pair, parsed and checked once.
+    fn pair(&self) -> Result<&aws_lc_rs::signature::RsaKeyPair, String> {
+        self.pair
+            .get_or_init(|| {
+                aws_lc_rs::signature::RsaKeyPair::from_der(self.der.expose())
+                    .map_err(|e| format!("RS256 key: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 impl Signer {
     /// The key in `encoding` (as jsonwebtoken holds it: PKCS#1 DER for RSA, PKCS#8 DER else).
     /// aws-lc refuses RSA keys under 2048 or over 8192 bits.
     fn new(alg: SigningAlg, encoding: &EncodingKey) -> Result<Self, String> {
-        use aws_lc_rs::signature::{
-            ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
-        };
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
         let der = encoding.as_bytes();
-        let bad = |e: aws_lc_rs::error::KeyRejected| match e.description_() {
-            "TooSmall" => format!("RSA keys must have at least {RSA_BITS} bits"),
-            "TooLarge" => "RSA keys must have at most 8192 bits".to_owned(),
-            _ => format!("{alg} key: {e}"),
-        };
+        let bad = |e: aws_lc_rs::error::KeyRejected| format!("{alg} key: {e}");
         Ok(match alg {
-            SigningAlg::RS256 => Signer::Rs256(RsaKeyPair::from_der(der).map_err(bad)?),
+            SigningAlg::RS256 => Signer::Rs256(LazyRsa::new(der)?),
             SigningAlg::ES256 => Signer::Es256(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(bad)?,
             ),
@@ -856,22 +913,19 @@ impl Signer {
     }
 
     /// The public half as a JWK, as `Jwk::from_encoding_key` makes it. For RSA, from the
-    /// parsed key pair: jsonwebtoken would parse and check the private key again, and that
-    /// check (`RSA_check_key`) is most of what loading a key set costs a cold start.
+    /// modulus and exponent read at load: jsonwebtoken would parse and check the private key
+    /// (`RSA_check_key`), most of what loading a key set costs a cold start.
     fn public_jwk(
         &self,
         encoding: &EncodingKey,
         alg: SigningAlg,
     ) -> jsonwebtoken::errors::Result<Jwk> {
-        use aws_lc_rs::signature::KeyPair;
         use jsonwebtoken::jwk::{
             AlgorithmParameters, CommonParameters, RSAKeyParameters, RSAKeyType,
         };
-        let Signer::Rs256(pair) = self else {
+        let Signer::Rs256(public) = self else {
             return Jwk::from_encoding_key(encoding, alg.jwt());
         };
-        let public =
-            aws_lc_rs::signature::RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         Ok(Jwk {
             common: CommonParameters {
@@ -895,6 +949,7 @@ impl Signer {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         Ok(match self {
             Signer::Rs256(key) => {
+                let key = key.pair().map_err(CryptoError::Key)?;
                 let mut signature = vec![0; key.public_modulus_len()];
                 key.sign(
                     &aws_lc_rs::signature::RSA_PKCS1_SHA256,
@@ -1355,6 +1410,53 @@ mod tests {
             good.to_json_pretty()
                 .replacen("\"alg\": \"RS256\"", "\"alg\": \"HS256\"", 1);
         assert!(KeySetFile::from_json(&unknown_alg).is_err());
+    }
+
+    /// An RSA key whose private exponent does not fit its modulus loads (its public half is
+    /// well-formed, and is published), but no token is signed with it: the first signature
+    /// fails with the key named, and `check_private_keys` (the server and the CLI, at start)
+    /// refuses it.
+    #[test]
+    fn an_inconsistent_rsa_key_is_refused_before_it_signs() {
+        use rsa::pkcs1::der::{Decode, Encode, pem::LineEnding};
+        use rsa::pkcs1::{EncodeRsaPrivateKey, RsaPrivateKey, UintRef};
+        let good = KeySetFile::test_fixture();
+        let rs256 = good
+            .signing
+            .keys
+            .iter()
+            .position(|k| k.alg == SigningAlg::RS256)
+            .unwrap();
+        let kid = good.signing.keys[rs256].kid.clone();
+        let sound = rsa::RsaPrivateKey::new(&mut PortRng::new(&SeededRng::new(10)), 2048)
+            .unwrap()
+            .to_pkcs1_der()
+            .unwrap();
+        let mut parts = RsaPrivateKey::from_der(sound.as_bytes()).unwrap();
+        let mut d = parts.private_exponent.as_bytes().to_vec();
+        *d.last_mut().unwrap() ^= 0x02;
+        parts.private_exponent = UintRef::new(&d).unwrap();
+        let der = parts.to_der().unwrap();
+        let mut file = good.clone();
+        file.signing.keys[rs256].private_key_pem =
+            rsa::pkcs1::der::pem::encode_string("RSA PRIVATE KEY", LineEnding::LF, &der).unwrap();
+
+        let keys = KeySet::from_file(&file).unwrap();
+        let err = keys.check_private_keys().unwrap_err().to_string();
+        assert!(err.contains(&kid), "{err}");
+        let err = keys
+            .sign_signed(SigningAlg::RS256, &serde_json::json!({"sub": "1"}))
+            .unwrap_err();
+        assert!(matches!(err, CryptoError::Key(_)), "{err:?}");
+        // The other algorithms still sign, and the sound key set passes the check.
+        assert!(
+            keys.sign_signed(SigningAlg::ES256, &serde_json::json!({"sub": "1"}))
+                .is_ok()
+        );
+        KeySet::from_file(&good)
+            .unwrap()
+            .check_private_keys()
+            .unwrap();
     }
 
     #[test]
