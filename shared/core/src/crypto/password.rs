@@ -57,8 +57,9 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// How long [`PasswordHasher::slot`] waits for a permit.
     wait: Duration,
-    /// The threads that run the hashes, one per slot (see [`Workers`]).
-    workers: Workers,
+    /// The threads that run the hashes, one per slot (see [`Workers`]), started by the first
+    /// hash: most functions never hash a password, and a cold start need not start threads.
+    workers: std::sync::OnceLock<Workers>,
     concurrency: usize,
 }
 
@@ -87,7 +88,11 @@ impl HashSlot {
     ) -> Result<T, HashFailed> {
         let HashSlot { hasher, permit } = self;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let workers = hasher.inner.workers.clone();
+        let workers = hasher
+            .inner
+            .workers
+            .get_or_init(|| Workers::start(hasher.inner.concurrency))
+            .clone();
         workers.submit(Box::new(move || {
             let out = work(&hasher);
             drop(permit);
@@ -178,7 +183,7 @@ impl PasswordHasher {
                 runs: AtomicU64::new(0),
                 slots: Arc::new(Semaphore::new(limits.concurrency)),
                 wait: Duration::from_millis(limits.wait_ms),
-                workers: Workers::start(limits.concurrency),
+                workers: std::sync::OnceLock::new(),
                 concurrency: limits.concurrency,
             }),
         })
@@ -195,7 +200,7 @@ impl PasswordHasher {
                 dummy_phc: self.inner.dummy_phc.clone(),
                 slots: Arc::new(Semaphore::new(concurrency)),
                 wait: Duration::from_millis(limits.wait_ms),
-                workers: Workers::start(concurrency),
+                workers: std::sync::OnceLock::new(),
                 concurrency,
             }),
         }
@@ -302,6 +307,31 @@ mod tests {
 
     fn cheap() -> PasswordHasher {
         PasswordHasher::with_params(256, 1, 1, &SeededRng::new(1)).unwrap()
+    }
+
+    /// A hasher starts its threads at its first hash, as many as its slots, and only once.
+    #[tokio::test]
+    async fn hash_threads_start_at_the_first_hash() {
+        let limits = crate::config::HashLimits {
+            concurrency: 3,
+            wait_ms: 500,
+        };
+        let h = cheap().limited(limits);
+        assert!(h.inner.workers.get().is_none(), "no threads before a hash");
+        let rng = std::sync::Arc::new(SeededRng::new(4));
+        let phc = h
+            .slot()
+            .await
+            .unwrap()
+            .run(move |h| h.hash("pw", rng.as_ref()))
+            .await
+            .unwrap()
+            .unwrap();
+        let first = h.inner.workers.get().map(|w| Arc::as_ptr(&w.0));
+        assert!(first.is_some(), "threads once a hash ran");
+        let again = h.slot().await.unwrap().run(move |h| h.verify("pw", &phc));
+        assert!(again.await.unwrap());
+        assert_eq!(h.inner.workers.get().map(|w| Arc::as_ptr(&w.0)), first);
     }
 
     #[test]
