@@ -445,7 +445,7 @@ pub(super) fn new_signing_key(
     let encoding = encoding_key(alg, &pem).map_err(|e| CryptoError::Key(e.to_string()))?;
     let kid = Signer::new(alg, &encoding)
         .map_err(CryptoError::Key)?
-        .public_jwk(&encoding, alg)
+        .public_jwk(alg)
         .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
         .map_err(|e| CryptoError::Key(format!("thumbprint of a new {alg} key: {e}")))?;
     Ok(SigningKeyFile {
@@ -912,31 +912,52 @@ impl Signer {
         })
     }
 
-    /// The public half as a JWK, as `Jwk::from_encoding_key` makes it. For RSA, from the
-    /// modulus and exponent read at load: jsonwebtoken would parse and check the private key
-    /// (`RSA_check_key`), most of what loading a key set costs a cold start.
-    fn public_jwk(
-        &self,
-        encoding: &EncodingKey,
-        alg: SigningAlg,
-    ) -> jsonwebtoken::errors::Result<Jwk> {
+    /// The public half as a JWK, as `Jwk::from_encoding_key` makes it, from what loading
+    /// already read: RSA's modulus and exponent from the DER, the EC point and the Ed25519 key
+    /// from the parsed pairs. jsonwebtoken would parse every private key a second time (and
+    /// check RSA's, `RSA_check_key`: most of what loading a key set cost a cold start).
+    fn public_jwk(&self, alg: SigningAlg) -> jsonwebtoken::errors::Result<Jwk> {
+        use aws_lc_rs::signature::KeyPair;
+        use jsonwebtoken::errors::ErrorKind;
         use jsonwebtoken::jwk::{
-            AlgorithmParameters, CommonParameters, RSAKeyParameters, RSAKeyType,
-        };
-        let Signer::Rs256(public) = self else {
-            return Jwk::from_encoding_key(encoding, alg.jwt());
+            AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
+            EllipticCurveKeyType, OctetKeyPairParameters, OctetKeyPairType, RSAKeyParameters,
+            RSAKeyType,
         };
         let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let algorithm = match self {
+            Signer::Rs256(public) => AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: b64(&public.n),
+                e: b64(&public.e),
+            }),
+            Signer::Es256(pair) => {
+                // SEC 1 uncompressed: 0x04, then x and y, 32 bytes each.
+                let point = pair.public_key().as_ref();
+                let (Some(0x04), Some(x), Some(y)) =
+                    (point.first(), point.get(1..33), point.get(33..65))
+                else {
+                    return Err(ErrorKind::InvalidEcdsaKey.into());
+                };
+                AlgorithmParameters::EllipticCurve(EllipticCurveKeyParameters {
+                    key_type: EllipticCurveKeyType::EC,
+                    curve: EllipticCurve::P256,
+                    x: b64(x),
+                    y: b64(y),
+                })
+            }
+            Signer::EdDsa(pair) => AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: b64(pair.public_key().as_ref()),
+            }),
+        };
         Ok(Jwk {
             common: CommonParameters {
                 key_algorithm: Some(alg.jwt().into()),
                 ..Default::default()
             },
-            algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
-                key_type: RSAKeyType::RSA,
-                n: b64(&public.n),
-                e: b64(&public.e),
-            }),
+            algorithm,
         })
     }
 
@@ -972,7 +993,7 @@ fn signing_key(k: &SigningKeyFile) -> Result<SigningKey, CryptoError> {
     let encoding = encoding_key(k.alg, &k.private_key_pem).map_err(err)?;
     let signer = Signer::new(k.alg, &encoding)
         .map_err(|e| CryptoError::Key(format!("signing key {}: {e}", k.kid)))?;
-    let mut jwk = signer.public_jwk(&encoding, k.alg).map_err(err)?;
+    let mut jwk = signer.public_jwk(k.alg).map_err(err)?;
     jwk.common.key_id = Some(k.kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
     let decoding = DecodingKey::from_jwk(&jwk).map_err(err)?;
@@ -1457,6 +1478,30 @@ mod tests {
             .unwrap()
             .check_private_keys()
             .unwrap();
+    }
+
+    /// The JWKs published for each algorithm, built from what loading read, are the ones
+    /// jsonwebtoken makes from the private keys on its own.
+    #[test]
+    fn published_jwks_are_jsonwebtokens_own() {
+        let file = KeySetFile::test_fixture();
+        let keys = KeySet::from_file(&file).unwrap();
+        let mut algs = Vec::new();
+        for (k, loaded) in file.signing.keys.iter().zip(&keys.signing) {
+            let encoding = encoding_key(k.alg, &k.private_key_pem).unwrap();
+            let mut expected = Jwk::from_encoding_key(&encoding, k.alg.jwt()).unwrap();
+            expected.common.key_id = Some(k.kid.clone());
+            expected.common.public_key_use = Some(PublicKeyUse::Signature);
+            assert_eq!(
+                loaded.public_jwk,
+                serde_json::to_value(&expected).unwrap(),
+                "{}",
+                k.alg
+            );
+            algs.push(k.alg);
+        }
+        algs.sort_by_key(|a| a.as_str());
+        assert_eq!(algs.len(), SigningAlg::ALL.len(), "every algorithm");
     }
 
     #[test]
