@@ -114,6 +114,19 @@ mod tests {
     const URI: &str =
         "otpauth://totp/latchkey:someone%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=latchkey";
 
+    /// The PNG decoded to 8-bit grey: its side, its bytes a row, its pixels.
+    fn grey_pixels(bytes: Vec<u8>) -> (usize, usize, Vec<u8>) {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        decoder.set_transformations(png::Transformations::EXPAND);
+        let mut reader = decoder.read_info().unwrap();
+        let mut image = vec![0; reader.output_buffer_size().unwrap()];
+        let frame = reader.next_frame(&mut image).unwrap();
+        assert_eq!(frame.color_type, png::ColorType::Grayscale);
+        assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+        assert_eq!(frame.width, frame.height);
+        (frame.width as usize, frame.line_size, image)
+    }
+
     /// Decodes a greyscale image's one QR code with rqrr, a reader that shares no code with the
     /// writer.
     fn read_qr(side: usize, grey: impl FnMut(usize, usize) -> u8) -> String {
@@ -127,15 +140,7 @@ mod tests {
     fn png_is_a_square_image_a_reader_decodes_to_the_uri() {
         let bytes = png(URI).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-        decoder.set_transformations(png::Transformations::EXPAND);
-        let mut reader = decoder.read_info().unwrap();
-        let mut image = vec![0; reader.output_buffer_size().unwrap()];
-        let frame = reader.next_frame(&mut image).unwrap();
-        assert_eq!(frame.color_type, png::ColorType::Grayscale);
-        assert_eq!(frame.bit_depth, png::BitDepth::Eight);
-        assert_eq!(frame.width, frame.height);
-        let side = frame.width as usize;
+        let (side, line_size, image) = grey_pixels(bytes);
         assert_eq!(side % PIXELS_PER_MODULE, 0);
         assert!(side >= (21 + 2 * QUIET_ZONE) * PIXELS_PER_MODULE);
         assert!(
@@ -147,24 +152,19 @@ mod tests {
         for y in 0..side {
             for x in 0..side {
                 if x < margin || y < margin || x >= side - margin || y >= side - margin {
-                    assert_eq!(image[y * frame.line_size + x], 255, "pixel ({x}, {y})");
+                    assert_eq!(image[y * line_size + x], 255, "pixel ({x}, {y})");
                 }
             }
         }
-        let text = read_qr(side, |x, y| image[y * frame.line_size + x]);
+        let text = read_qr(side, |x, y| image[y * line_size + x]);
         assert_eq!(text, URI);
     }
 
     #[test]
     fn long_uris_still_read_back() {
         let uri = format!("{URI}&label={}", "x".repeat(300));
-        let bytes = png(&uri).unwrap();
-        let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-        decoder.set_transformations(png::Transformations::EXPAND);
-        let mut reader = decoder.read_info().unwrap();
-        let mut image = vec![0; reader.output_buffer_size().unwrap()];
-        let frame = reader.next_frame(&mut image).unwrap();
-        let text = read_qr(frame.width as usize, |x, y| image[y * frame.line_size + x]);
+        let (side, line_size, image) = grey_pixels(png(&uri).unwrap());
+        let text = read_qr(side, |x, y| image[y * line_size + x]);
         assert_eq!(text, uri);
     }
 
