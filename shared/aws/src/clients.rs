@@ -147,12 +147,13 @@ impl AwsClients {
 }
 
 /// Lambda hands a function its role's credentials and its region in the environment
-/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`). Where
-/// they are there, they are read from there alone: the SDK's default chains would first build
-/// the providers that find credentials and regions elsewhere (profile files, web identity with
-/// an STS client of its own, ECS, IMDS), 0.3-0.5 ms of every cold start for providers a
-/// sandbox never asks (infra/BENCH.md). Elsewhere — `cargo lambda watch` with a profile — the
-/// default chains still apply.
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`). Wherever
+/// the environment holds them (a sandbox, or `cargo lambda` given an env file), they are read
+/// from there alone, as the default chains would find them first anyway; those chains would
+/// first build the providers that look elsewhere (profile files, web identity with an STS
+/// client of its own, ECS, IMDS), 0.3-0.5 ms of every cold start for providers a sandbox never
+/// asks (infra/BENCH.md). Without them in the environment (a profile, container credentials),
+/// the default chains apply.
 fn sandbox_identity(
     loader: aws_config::ConfigLoader,
     env: impl Fn(&str) -> Option<String>,

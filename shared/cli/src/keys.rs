@@ -213,9 +213,7 @@ pub async fn rotate(
             .rotate(&SystemRng, now, rotation, keep_secs)
             .map_err(|e| format!("rotating: {e}"))?;
         // Never write back a key set the server would refuse.
-        KeySet::from_file(&after)
-            .and_then(|keys| keys.check_private_keys())
-            .map_err(|e| format!("the rotated key set: {e}"))?;
+        KeySet::from_file_checked(&after).map_err(|e| format!("the rotated key set: {e}"))?;
         Ok((before, after))
     };
     let (before, after, note) = match location {

@@ -15,6 +15,9 @@
 //!                      [--ssm-parameter NAME]
 //! ```
 
+// Standard output goes through `out!`/`outln!`, which end quietly on a closed pipe.
+#![deny(clippy::print_stdout)]
+
 /// Writes to standard output as `print!` does, except that a reader gone away
 /// (`latchkey user totp enroll ... | head`) ends the command quietly, with the status a shell
 /// gives a command SIGPIPE ended (141), where `print!` would panic: Rust ignores SIGPIPE, so

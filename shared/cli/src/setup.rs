@@ -163,10 +163,7 @@ fn key_set(data_dir: &Path, config: &Config) -> Result<KeySet, String> {
             data_dir.join("keys.json").display()
         );
     }
-    let keys = KeySet::from_file(&key_file).map_err(|e| format!("keys from {origin}: {e}"))?;
-    keys.check_private_keys()
-        .map_err(|e| format!("keys from {origin}: {e}"))?;
-    Ok(keys)
+    KeySet::from_file_checked(&key_file).map_err(|e| format!("keys from {origin}: {e}"))
 }
 
 /// The application on DynamoDB + SES + SNS: keys from `LATCHKEY_KEYS_SSM_PARAMETER` as the

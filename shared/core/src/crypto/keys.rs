@@ -48,6 +48,8 @@ pub const VERSION: u32 = 2;
 
 /// RSA modulus size of generated keys, and the least accepted in a key file.
 const RSA_BITS: usize = 2048;
+/// The largest RSA key aws-lc signs with.
+const RSA_MAX_BITS: usize = 8192;
 
 /// An asymmetric JWT signing algorithm. Each dialect pins the one it issues and accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -647,6 +649,14 @@ fn active_must_not_retire(
 }
 
 impl KeySet {
+    /// [`KeySet::from_file`], then [`KeySet::check_private_keys`]: how a long-running process
+    /// (`latchkey serve`) or the CLI loads keys.
+    pub fn from_file_checked(file: &KeySetFile) -> Result<Self, CryptoError> {
+        let keys = Self::from_file(file)?;
+        keys.check_private_keys()?;
+        Ok(keys)
+    }
+
     /// Parses and checks every RSA private key now, not at its first signature: what a
     /// long-running process (`latchkey serve`) or the CLI does once, so a broken key stops it at
     /// start. A function's cold start leaves them for the routes that sign ([`LazyRsa`]).
@@ -840,7 +850,7 @@ fn encoding_key(alg: SigningAlg, pem: &str) -> Result<EncodingKey, jsonwebtoken:
 /// key again on every call (and for RSA checks it: about half of an RS256 signature's 1.4 ms),
 /// so signatures are made here, by aws-lc-rs, jsonwebtoken's own backend.
 pub(super) enum Signer {
-    /// 2048 to 8192 bits ([`RSA_BITS`] at least).
+    /// [`RSA_BITS`] to [`RSA_MAX_BITS`] bits.
     Rs256(LazyRsa),
     Es256(aws_lc_rs::signature::EcdsaKeyPair),
     EdDsa(aws_lc_rs::signature::Ed25519KeyPair),
@@ -873,8 +883,8 @@ impl LazyRsa {
         if bits < RSA_BITS {
             return Err(format!("RSA keys must have at least {RSA_BITS} bits"));
         }
-        if bits > 8192 {
-            return Err("RSA keys must have at most 8192 bits".to_owned());
+        if bits > RSA_MAX_BITS {
+            return Err(format!("RSA keys must have at most {RSA_MAX_BITS} bits"));
         }
         Ok(Self {
             der: SecretBytes::new(der.to_vec()),
@@ -898,7 +908,8 @@ impl LazyRsa {
 
 impl Signer {
     /// The key in `encoding` (as jsonwebtoken holds it: PKCS#1 DER for RSA, PKCS#8 DER else).
-    /// aws-lc refuses RSA keys under 2048 or over 8192 bits.
+    /// RSA keys under [`RSA_BITS`] or over [`RSA_MAX_BITS`] bits are refused (as aws-lc would
+    /// refuse them when it parses the pair).
     fn new(alg: SigningAlg, encoding: &EncodingKey) -> Result<Self, String> {
         use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
         let der = encoding.as_bytes();
@@ -1469,6 +1480,8 @@ mod tests {
             .sign_signed(SigningAlg::RS256, &serde_json::json!({"sub": "1"}))
             .unwrap_err();
         assert!(matches!(err, CryptoError::Key(_)), "{err:?}");
+        assert!(err.to_string().contains(&kid), "{err}");
+        assert!(KeySet::from_file_checked(&file).is_err());
         // The other algorithms still sign, and the sound key set passes the check.
         assert!(
             keys.sign_signed(SigningAlg::ES256, &serde_json::json!({"sub": "1"}))
@@ -1500,8 +1513,10 @@ mod tests {
             );
             algs.push(k.alg);
         }
+        let mut all = SigningAlg::ALL.to_vec();
         algs.sort_by_key(|a| a.as_str());
-        assert_eq!(algs.len(), SigningAlg::ALL.len(), "every algorithm");
+        all.sort_by_key(|a| a.as_str());
+        assert_eq!(algs, all, "every algorithm, once");
     }
 
     #[test]

@@ -175,7 +175,7 @@ mod tests {
     }
 
     /// The terminal drawing, read back with light blocks as light modules (the terminal's dark
-    /// background as dark), decodes to the URI.
+    /// background as dark), decodes to the URI, inside a light quiet zone of four modules.
     #[test]
     fn terminal_rendering_reads_back_to_the_uri() {
         let text = terminal(URI).unwrap();
@@ -183,6 +183,23 @@ mod tests {
         let width = lines[0].len();
         assert!(lines.iter().all(|l| l.len() == width), "lines of one width");
         assert_eq!(lines.len(), width.div_ceil(2));
+        // The quiet zone: two full lines of light above; four light columns left and right;
+        // below, a full light line and the last half line (an odd count of module rows), whose
+        // lower half is the terminal's own.
+        let (full, upper) = ('\u{2588}', '\u{2580}');
+        let last = lines.len() - 1;
+        for line in &lines[..2] {
+            assert!(line.iter().all(|&c| c == full), "{line:?}");
+        }
+        assert!(lines[last - 1].iter().all(|&c| c == full));
+        assert!(lines[last].iter().all(|&c| c == upper));
+        for line in &lines[..last] {
+            assert!(line[..QUIET_ZONE].iter().all(|&c| c == full), "{line:?}");
+            assert!(
+                line[width - QUIET_ZONE..].iter().all(|&c| c == full),
+                "{line:?}"
+            );
+        }
         let px = 4;
         let light = |x: usize, y: usize| {
             let c = lines[y / 2][x];
@@ -191,12 +208,8 @@ mod tests {
                 (_, '\u{2588}') | (0, '\u{2580}') | (1, '\u{2584}')
             )
         };
-        // One more module of light margin, where the last half line has no lower half.
         let side = width * px;
-        let grey = |x: usize, y: usize| {
-            let (mx, my) = (x / px, y / px);
-            if my >= width || light(mx, my) { 255 } else { 0 }
-        };
+        let grey = |x: usize, y: usize| if light(x / px, y / px) { 255 } else { 0 };
         assert_eq!(read_qr(side, grey), URI);
     }
 }
