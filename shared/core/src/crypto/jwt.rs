@@ -273,12 +273,7 @@ impl KeySet {
             },
             claims,
         )?;
-        let signature = key.signer.sign(message.as_bytes()).map_err(|e| match e {
-            // An RSA key is checked at its first signature: say which key failed it.
-            CryptoError::Key(why) => CryptoError::Key(format!("signing key {}: {why}", key.kid)),
-            other => other,
-        })?;
-        let signature = b64url(&signature);
+        let signature = b64url(&key.sign(message.as_bytes())?);
         Ok(format!("{message}.{signature}"))
     }
 

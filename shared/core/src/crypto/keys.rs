@@ -663,8 +663,7 @@ impl KeySet {
     pub fn check_private_keys(&self) -> Result<(), CryptoError> {
         for key in &self.signing {
             if let Signer::Rs256(rsa) = &key.signer {
-                rsa.pair()
-                    .map_err(|e| CryptoError::Key(format!("signing key {}: {e}", key.kid)))?;
+                rsa.pair().map_err(|e| named(&key.kid, e))?;
             }
         }
         Ok(())
@@ -998,12 +997,27 @@ impl Signer {
     }
 }
 
+/// A failure of the signing key `kid`, named: how every signing-key error reads, at load, at
+/// the start-up check and at a signature.
+fn named(kid: &str, e: impl std::fmt::Display) -> CryptoError {
+    CryptoError::Key(format!("signing key {kid}: {e}"))
+}
+
+impl SigningKey {
+    /// The JWS signature of `message` (see [`Signer::sign`]); an RSA key failing the check of
+    /// its first signature is named.
+    pub(super) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        self.signer.sign(message).map_err(|e| match e {
+            CryptoError::Key(why) => named(&self.kid, why),
+            other => other,
+        })
+    }
+}
+
 fn signing_key(k: &SigningKeyFile) -> Result<SigningKey, CryptoError> {
-    let err =
-        |e: jsonwebtoken::errors::Error| CryptoError::Key(format!("signing key {}: {e}", k.kid));
+    let err = |e: jsonwebtoken::errors::Error| named(&k.kid, e);
     let encoding = encoding_key(k.alg, &k.private_key_pem).map_err(err)?;
-    let signer = Signer::new(k.alg, &encoding)
-        .map_err(|e| CryptoError::Key(format!("signing key {}: {e}", k.kid)))?;
+    let signer = Signer::new(k.alg, &encoding).map_err(|e| named(&k.kid, e))?;
     let mut jwk = signer.public_jwk(k.alg).map_err(err)?;
     jwk.common.key_id = Some(k.kid.clone());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
