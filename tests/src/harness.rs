@@ -7,7 +7,7 @@
 //! in-memory fake remains for tests that inject a fault.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -168,7 +168,6 @@ impl TestApp {
         .expect("test settings parse");
         let rng = Arc::new(SeededRng::new(42));
         let key_file = KeySetFile::test_fixture();
-        let keys = KeySet::from_file(&key_file).expect("key set");
         let clock = Arc::new(ManualClock::at(T0));
         let outbox = Arc::new(RecordingOutbox::default());
         let link_queue = Arc::new(RecordingQueue::default());
@@ -188,7 +187,7 @@ impl TestApp {
             link_queue: link_queue.clone(),
             clock: clock.clone(),
             rng,
-            keys: Arc::new(keys),
+            keys: fixture_keys(),
             config,
             hasher,
         });
@@ -216,6 +215,11 @@ impl TestApp {
             .await
             .expect("read user")
             .expect("user exists")
+    }
+
+    /// RS256 signatures made so far with the app's key set (shared by every app of the process).
+    pub fn rs256_signatures(&self) -> u64 {
+        self.app.keys.rs256_signatures()
     }
 
     /// argon2 computations made so far by the app's hasher.
@@ -405,6 +409,17 @@ impl Default for TestApp {
 }
 
 /// The request [`TestApp::request`] sends: any headers, from the default client address.
+/// The fixture's key set, loaded once per process and shared by every app, as one server or
+/// one warm function shares its own: an RSA key is checked at its first signature, once per
+/// process, and a walk timing its steps should not pay that again on every fresh app.
+pub fn fixture_keys() -> Arc<KeySet> {
+    static KEYS: OnceLock<Arc<KeySet>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        Arc::new(KeySet::from_file(&KeySetFile::test_fixture()).expect("the fixture key set"))
+    })
+    .clone()
+}
+
 pub fn build_request(
     method: Method,
     path: &str,

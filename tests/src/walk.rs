@@ -36,6 +36,8 @@ pub struct Measured {
     pub handler: Duration,
     /// Password hashes (argon2id) the request ran.
     pub hashes: u64,
+    /// RS256 signatures the request made (its tokens), each about as costly as the rest of it.
+    pub rs256: u64,
 }
 
 pub struct Walk {
@@ -142,6 +144,7 @@ impl Walk {
         Start {
             dynamo: self.dynamo.as_ref().map(DynamoStore::calls),
             hashes: self.t.hash_runs(),
+            rs256: self.t.rs256_signatures(),
             at: Instant::now(),
         }
     }
@@ -150,6 +153,7 @@ impl Walk {
     fn finish(&mut self, route: &'static str, scenario: &'static str, start: Start) {
         let handler = start.at.elapsed();
         let hashes = self.t.hash_runs() - start.hashes;
+        let rs256 = self.t.rs256_signatures() - start.rs256;
         let recorded = self.recorder.take();
         let calls = match (&self.dynamo, start.dynamo) {
             (Some(dynamo), Some(before)) => {
@@ -168,6 +172,7 @@ impl Walk {
             calls,
             handler,
             hashes,
+            rs256,
         });
         self.actions
             .entry(route)
@@ -180,6 +185,7 @@ impl Walk {
 struct Start {
     dynamo: Option<usize>,
     hashes: u64,
+    rs256: u64,
     at: Instant,
 }
 

@@ -274,6 +274,7 @@ impl KeySet {
             claims,
         )?;
         let signature = b64url(&key.sign(message.as_bytes())?);
+        self.count_signature(alg);
         Ok(format!("{message}.{signature}"))
     }
 
@@ -857,6 +858,18 @@ mod tests {
             let key = published_key(&keys, &token, NOW).unwrap();
             assert!(decode::<Value>(&token, &key, &v).is_ok(), "{alg}");
         }
+    }
+
+    #[test]
+    fn rs256_signatures_are_counted_and_nothing_else_is() {
+        let (_, keys) = keys();
+        for alg in SigningAlg::ALL {
+            keys.sign_signed(alg, &access(NOW)).unwrap();
+        }
+        keys.sign_hs256_bound(&claims(), b"binding").unwrap();
+        assert_eq!(keys.rs256_signatures(), 1, "one RS256 token of the four");
+        keys.sign_signed(SigningAlg::RS256, &access(NOW)).unwrap();
+        assert_eq!(keys.rs256_signatures(), 2);
     }
 
     #[test]
