@@ -217,7 +217,9 @@ impl TestApp {
             .expect("user exists")
     }
 
-    /// RS256 signatures made so far with the app's key set (shared by every app of the process).
+    /// RS256 signatures made so far with the app's key set. The key set is the process's (see
+    /// [`fixture_keys`]): where tests run side by side in one process, the count is theirs too.
+    /// The flows benchmark walks one app at a time.
     pub fn rs256_signatures(&self) -> u64 {
         self.app.keys.rs256_signatures()
     }
@@ -408,7 +410,6 @@ impl Default for TestApp {
     }
 }
 
-/// The request [`TestApp::request`] sends: any headers, from the default client address.
 /// The fixture's key set, loaded once per process and shared by every app, as one server or
 /// one warm function shares its own: an RSA key is checked at its first signature, once per
 /// process, and a walk timing its steps should not pay that again on every fresh app.
@@ -420,6 +421,7 @@ pub fn fixture_keys() -> Arc<KeySet> {
     .clone()
 }
 
+/// The request [`TestApp::request`] sends: any headers, from the default client address.
 pub fn build_request(
     method: Method,
     path: &str,
