@@ -770,8 +770,8 @@ impl KeySet {
         })
     }
 
-    /// RS256 signatures made so far with this key set. A 2048-bit RSA signature costs about as
-    /// much as the rest of a request (0.66 ms here, infra/BENCH.md) and the wizard's and Glue's
+    /// RS256 signatures made so far with this key set. A 2048-bit RSA signature costs more than
+    /// most whole requests (0.66-0.91 ms here, infra/BENCH.md) and the wizard's and Glue's
     /// contracts ask for it, so the flows benchmark tells it apart from the handler's own
     /// time, as it does the password hash.
     pub fn rs256_signatures(&self) -> u64 {
