@@ -1208,3 +1208,62 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
+
+/// The server keeps the rows it read until the next commit (`shared/embedded/src/cache.rs`);
+/// a commit by the CLI, another process, must count. A customer's token is honoured (twice,
+/// so the second answer comes from the kept profile), then each of `user revoke-tokens` and
+/// `user disable`, run while the server serves, refuses it at the very next request.
+#[test]
+fn cli_revocations_reach_the_running_server_at_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path(), &[]);
+    let (ok, out) = cli_stdin(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--username",
+            "shopper@example.com",
+            "--email",
+            "shopper@example.com",
+            "--password-stdin",
+            "--role",
+            "customer",
+        ],
+        "correct horse battery\n",
+    );
+    assert!(ok, "{out}");
+    let sign_in = || {
+        let (status, body) = call(
+            &server,
+            "POST",
+            "/rest/V1/integration/customer/token",
+            Some(json!({"username": "shopper@example.com", "password": "correct horse battery"})),
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<String>(&body).unwrap()
+    };
+    let me = |token: &str| call(&server, "GET", "/rest/V1/customers/me", None, Some(token));
+    let refused = r#"{"message":"The consumer isn't authorized to access %resources.","parameters":{"resources":"self"}}"#;
+
+    let token = sign_in();
+    for _ in 0..2 {
+        let (status, body) = me(&token);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(r#""email":"shopper@example.com""#), "{body}");
+    }
+    let (ok, out) = cli(
+        dir.path(),
+        &["user", "revoke-tokens", "shopper@example.com"],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(me(&token), (401, refused.to_owned()));
+
+    let token = sign_in();
+    assert_eq!(me(&token).0, 200);
+    assert_eq!(me(&token).0, 200);
+    let (ok, out) = cli(dir.path(), &["user", "disable", "shopper@example.com"]);
+    assert!(ok, "{out}");
+    assert_eq!(me(&token), (401, refused.to_owned()));
+}

@@ -19,6 +19,10 @@
 //! then an inline write pays for one, a few milliseconds. The sweep of expired rows, a large
 //! write, always runs on a blocking thread.)
 //!
+//! `get` and `get_many` keep the rows they read until the next commit, from this process or
+//! another: a `GET customers/me` that finds its profile as the last request left it costs no
+//! SQLite read at all (`cache.rs` says how a commit is noticed).
+//!
 //! Attributes are stored as JSON in DynamoDB's own typed form — `{"S":"x"}`, `{"N":"12"}`,
 //! `{"B":"<base64>"}`, `{"BOOL":true}`, `{"L":[...]}` — so an exported row reads like a
 //! DynamoDB item.
@@ -34,6 +38,8 @@ use latchkey_core::store::{Attrs, Cond, Item, Key, Store, StoreError, TxOp, Upda
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value as Json, json};
 
+use crate::cache::ReadCache;
+
 const SCHEMA_VERSION: i64 = 1;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,6 +53,8 @@ pub struct SqliteStore {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Read-only connections, one per core: reads run on the caller's thread on a free one.
     readers: Arc<[Mutex<Connection>]>,
+    /// Rows of `get` and `get_many`, kept until the next commit (see [`ReadCache`]).
+    cache: Option<Arc<ReadCache>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -189,6 +197,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             turn: Arc::new(tokio::sync::Mutex::new(())),
             readers: readers.into(),
+            cache: ReadCache::open(path).map(Arc::new),
         })
     }
 
@@ -222,6 +231,28 @@ impl SqliteStore {
             let tx = conn.transaction().map_err(sql_error)?;
             f(&mut ConnRows(&tx))
         })
+    }
+
+    /// The rows at `keys` as one snapshot (expired ones included, as [`Rows`] gives them):
+    /// from the cache when it holds every one at the database's current version, else read
+    /// and kept.
+    fn kept_rows(&self, keys: &[Key]) -> Result<KeptRows, StoreError> {
+        let version = self.cache.as_ref().and_then(|cache| cache.version());
+        if let (Some(cache), Some(version)) = (&self.cache, version)
+            && let Some(rows) = cache.rows(version, keys)
+        {
+            return Ok(KeptRows(keys.iter().cloned().zip(rows).collect()));
+        }
+        let rows = match keys {
+            // One statement reads one row atomically: no transaction needed.
+            [key] => vec![self.read(|conn| read_row(conn, key))?],
+            _ => self.read_snapshot(|rows| keys.iter().map(|key| rows.read(key)).collect())?,
+        };
+        let rows: Vec<(Key, Option<Item>)> = keys.iter().cloned().zip(rows).collect();
+        if let (Some(cache), Some(version)) = (&self.cache, version) {
+            cache.keep(version, rows.iter().cloned());
+        }
+        Ok(KeptRows(rows))
     }
 
     /// Runs `f` on the rows inside one `BEGIN IMMEDIATE` transaction, committing if it
@@ -358,6 +389,27 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
 /// for the shared [`engine`]. Statements are prepared once per connection and cached.
 struct ConnRows<'a>(&'a Connection);
 
+/// Rows already read, for the engine's reads (`get`, `get_many`): each is taken once.
+struct KeptRows(Vec<(Key, Option<Item>)>);
+
+impl Rows for KeptRows {
+    fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .map(|(_, row)| row.take())
+            .ok_or_else(|| StoreError::Failure(format!("item {key} was not read")))
+    }
+
+    fn write(&mut self, _: &Item) -> Result<(), StoreError> {
+        Err(StoreError::Failure("a read wrote".into()))
+    }
+
+    fn remove(&mut self, _: &Key) -> Result<(), StoreError> {
+        Err(StoreError::Failure("a read removed".into()))
+    }
+}
+
 /// One row by key, on its own or inside a transaction.
 fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
     let row: Option<(String, Option<i64>)> = conn
@@ -401,12 +453,11 @@ impl Rows for ConnRows<'_> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
-        // One statement reads one row atomically: no transaction needed.
-        self.read(|conn| engine::get(&mut ConnRows(conn), key, now))
+        engine::get(&mut self.kept_rows(std::slice::from_ref(key))?, key, now)
     }
 
     async fn get_many(&self, keys: &[Key], now: i64) -> Result<Vec<Option<Item>>, StoreError> {
-        self.read_snapshot(|rows| engine::get_many(rows, keys, now))
+        engine::get_many(&mut self.kept_rows(keys)?, keys, now)
     }
 
     async fn put(&self, item: Item, cond: Cond, now: i64) -> Result<(), StoreError> {
@@ -609,6 +660,56 @@ mod threads {
         }
         let seen = store.get(&key, 0).await.unwrap().unwrap();
         assert_eq!(seen.attrs.get("n"), Some(&Value::N(320)));
+    }
+
+    /// A row kept by the cache is served again only until the next commit, from whichever
+    /// process: `latchkey user …` revoking a session is seen by the server's next request.
+    #[tokio::test]
+    async fn a_kept_row_is_read_again_once_another_process_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.db");
+        let server = SqliteStore::open(&path).unwrap();
+        let other = Key::new("USER#2", "PROFILE");
+        server.put(item(1), Cond::Always, 0).await.unwrap();
+        server
+            .put(Item::new(other.clone()), Cond::Always, 0)
+            .await
+            .unwrap();
+        let key = item(1).key;
+        let both = [key.clone(), other.clone()];
+        let cache = server.cache.clone().expect("a WAL database has a cache");
+        let n = |item: Option<Item>| item.and_then(|i| i.attrs.get("n").cloned());
+
+        assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(1)));
+        server.get_many(&both, 0).await.unwrap();
+        assert_eq!(cache.hits(), 0, "first reads go to SQLite");
+        assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(1)));
+        assert_eq!(
+            n(server.get_many(&both, 0).await.unwrap().remove(0)),
+            Some(Value::N(1))
+        );
+        assert_eq!(cache.hits(), 2, "unchanged rows come from the cache");
+
+        // The CLI opens the same file in its own process and commits.
+        let cli = SqliteStore::open(&path).unwrap();
+        cli.put(item(2), Cond::Always, 0).await.unwrap();
+        assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(2)));
+        cli.delete(&other, Cond::Always, 0).await.unwrap();
+        assert_eq!(server.get_many(&both, 0).await.unwrap()[1], None);
+        assert_eq!(
+            cache.hits(),
+            2,
+            "no read after a commit is served from the cache"
+        );
+        drop(cli);
+
+        // This process's own commits count alike, and a kept row still expires on time.
+        let mut expiring = item(3);
+        expiring.expires_at = Some(100);
+        server.put(expiring, Cond::Always, 0).await.unwrap();
+        assert_eq!(n(server.get(&key, 99).await.unwrap()), Some(Value::N(3)));
+        assert_eq!(server.get(&key, 100).await.unwrap(), None);
+        assert_eq!(cache.hits(), 3);
     }
 
     /// A write is seen by the very next read, whichever connection serves it.
