@@ -70,6 +70,9 @@ impl Walk {
         };
         let recorder = Arc::new(RecordingStore::new(inner));
         let mut t = TestApp::with_cost(recorder.clone(), &[], cost);
+        // The walk measures a running server's requests: its hashing threads are up, as
+        // `latchkey serve` starts them (else the walk's first sign-in pays for them, 2x).
+        t.app.hasher.start_workers();
         t.backend = backend;
         Self {
             t,

@@ -58,6 +58,8 @@ pub async fn run(local: Local, addr: SocketAddr) -> Result<(), String> {
         ),
         None => tracing::info!("latchkey listening on http://{bound} ({})", local.location),
     }
+    // A server signs people in for hours: its first sign-in need not start the threads.
+    local.app.hasher.start_workers();
     if let Some(store) = local.sqlite {
         spawn_sweeper(store, local.app.clock.clone());
     }

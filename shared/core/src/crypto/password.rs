@@ -206,6 +206,15 @@ impl PasswordHasher {
         }
     }
 
+    /// Starts the hashing threads now rather than at the first hash: a long-running server's
+    /// first sign-in then does not pay for them (a few hundred µs here; a function, whose cold
+    /// start should not, leaves them to its first hash).
+    pub fn start_workers(&self) {
+        self.inner
+            .workers
+            .get_or_init(|| Workers::start(self.inner.concurrency));
+    }
+
     /// How many hashes may run at once.
     pub fn concurrency(&self) -> usize {
         self.inner.concurrency
