@@ -1211,8 +1211,8 @@ fn a_closed_pipe_ends_a_command_quietly() {
 
 /// The server keeps the rows it read until the next commit (`shared/embedded/src/cache.rs`);
 /// a commit by the CLI, another process, must count. A customer's token is honoured (twice,
-/// so the second answer comes from the kept profile), then each of `user revoke-tokens` and
-/// `user disable`, run while the server serves, refuses it at the very next request.
+/// so that its profile is kept), then each of `user revoke-tokens` and `user disable`, run
+/// while the server serves, refuses it at the very next request.
 #[test]
 fn cli_revocations_reach_the_running_server_at_the_next_request() {
     let dir = tempfile::tempdir().unwrap();

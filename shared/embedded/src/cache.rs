@@ -1,9 +1,9 @@
 //! Rows read outside a write, kept until the database changes.
 //!
-//! Why: `GET customers/me` under load spent a quarter of the server's CPU in its one store
-//! read (`perf record --call-graph dwarf`, infra/BENCH.md): SQLite's read transaction (its WAL
-//! read-mark locks are `fcntl` calls), the statement, and the row's JSON. Most reads find the
-//! row as the last read left it.
+//! Why: `GET customers/me` under load spent 26% of the server's CPU in its one store read
+//! (`perf record --call-graph dwarf`, 2026-11-28, infra/BENCH.md): SQLite's read transaction
+//! (its WAL read-mark locks are `fcntl` calls), the statement, and decoding the row's JSON.
+//! Most reads find the row as the last read left it.
 //!
 //! When a kept row may be used: SQLite's WAL index (the `-shm` file beside the database) starts
 //! with its header, two copies of 48 bytes that every commit rewrites, from any connection of
@@ -16,11 +16,13 @@
 //! (its two copies differ) uses and keeps nothing. No crate exposes this check, and SQLite's
 //! own (`PRAGMA data_version`) needs the read transaction it would save.
 //!
-//! The header is read with one `pread` of the `-shm` file, which SQLite maps and writes in
-//! place. The file outlives the server's connections only: SQLite removes it when the last
-//! connection to the database closes, and the store holds its connections open for its
-//! lifetime (in WAL mode each keeps a shared lock on the database file, so no other process's
-//! close is the last).
+//! What it assumes, and the store checks before making one: the database is in WAL mode, and
+//! the file watched is the `-shm` of SQLite's own name for the database (symbolic links
+//! resolved). The header is read with one `pread`; SQLite maps the file and writes it in place.
+//! The file exists while any connection to the database is open (SQLite removes it when the
+//! last one closes). The store holds its connections for its lifetime, and in WAL mode a
+//! connection that has read once (the store's writer reads the schema version when it opens)
+//! keeps a shared lock on the database file, so no other process's close is the last.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -126,5 +128,91 @@ impl ReadCache {
     #[cfg(test)]
     pub(crate) fn hits(&self) -> usize {
         self.hits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database file and a `-shm` beside it holding `header` (the rest of a real WAL index
+    /// does not matter here).
+    fn shm_with(header: &[u8; HEADER]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("latchkey.db");
+        std::fs::write(dir.path().join("latchkey.db-shm"), header).unwrap();
+        (dir, db)
+    }
+
+    fn header(change: u8, init: u8) -> [u8; HEADER] {
+        let mut copy = [0u8; HEADER / 2];
+        copy[8] = change;
+        copy[IS_INIT] = init;
+        let mut header = [0u8; HEADER];
+        header[..HEADER / 2].copy_from_slice(&copy);
+        header[HEADER / 2..].copy_from_slice(&copy);
+        header
+    }
+
+    fn row(n: i64) -> Option<Item> {
+        let mut item = Item::new(Key::new("USER#1", "PROFILE"));
+        item.attrs
+            .insert("n".into(), latchkey_core::store::Value::N(n));
+        Some(item)
+    }
+
+    #[test]
+    fn a_header_being_rewritten_or_not_initialised_gives_no_version() {
+        let (_dir, db) = shm_with(&header(1, 1));
+        let cache = ReadCache::open(&db).expect("a whole header");
+        let shm = db.with_file_name("latchkey.db-shm");
+
+        // SQLite writes the second copy, then the first: caught in between, they differ.
+        let mut torn = header(1, 1);
+        torn[8] = 2;
+        std::fs::write(&shm, torn).unwrap();
+        assert!(cache.version().is_none());
+        std::fs::write(&shm, header(1, 0)).unwrap();
+        assert!(cache.version().is_none());
+        std::fs::write(&shm, &header(1, 1)[..50]).unwrap();
+        assert!(cache.version().is_none(), "a short file");
+
+        assert!(ReadCache::open(Path::new("/nonexistent/latchkey.db")).is_none());
+        let (_dir, db) = shm_with(&header(1, 0));
+        assert!(
+            ReadCache::open(&db).is_none(),
+            "no cache over an uninitialised index"
+        );
+    }
+
+    /// Rows are served only at the version they were kept under; rows read before a commit
+    /// that the cache has not seen yet are not kept at all.
+    #[test]
+    fn rows_are_served_at_their_version_only() {
+        let (_dir, db) = shm_with(&header(1, 1));
+        let shm = db.with_file_name("latchkey.db-shm");
+        let cache = ReadCache::open(&db).unwrap();
+        let key = Key::new("USER#1", "PROFILE");
+        let keys = [key.clone()];
+
+        let before = cache.version().unwrap();
+        cache.keep(before, [(key.clone(), row(1))]);
+        assert_eq!(cache.rows(before, &keys), Some(vec![row(1)]));
+        assert_eq!(
+            cache.rows(before, &[key.clone(), Key::new("USER#2", "PROFILE")]),
+            None
+        );
+
+        // A commit: the old version's rows are no longer served.
+        std::fs::write(&shm, header(2, 1)).unwrap();
+        let after = cache.version().unwrap();
+        assert_eq!(cache.rows(after, &keys), None);
+        cache.keep(after, [(key.clone(), row(2))]);
+        assert_eq!(cache.rows(after, &keys), Some(vec![row(2)]));
+        // A reader that saw the header before the commit, and finishes after it, keeps
+        // nothing: its rows may be either side of the commit.
+        cache.keep(before, [(key.clone(), row(1))]);
+        assert_eq!(cache.rows(after, &keys), Some(vec![row(2)]));
+        assert_eq!(cache.rows(before, &keys), None);
     }
 }

@@ -34,7 +34,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use base64::Engine;
 use latchkey_core::store::engine::{self, Rows};
-use latchkey_core::store::{Attrs, Cond, Item, Key, Store, StoreError, TxOp, Update, Value};
+use latchkey_core::store::{
+    Attrs, Cond, Item, Key, Store, StoreError, TxOp, Update, Value, validate_keys,
+};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value as Json, json};
 
@@ -143,7 +145,8 @@ impl SqliteStore {
         create_private(path)?;
         let conn = Connection::open(path).map_err(sql_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        let journal: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
             .map_err(sql_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql_error)?;
@@ -193,11 +196,17 @@ impl SqliteStore {
         let readers = (0..reader_count())
             .map(|_| open_reader(path).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        // SQLite's own name for the file (symbolic links resolved), whose `-shm` it uses.
+        let cache = conn
+            .path()
+            .filter(|_| journal.eq_ignore_ascii_case("wal"))
+            .and_then(|db| ReadCache::open(Path::new(db)))
+            .map(Arc::new);
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             turn: Arc::new(tokio::sync::Mutex::new(())),
             readers: readers.into(),
-            cache: ReadCache::open(path).map(Arc::new),
+            cache,
         })
     }
 
@@ -237,11 +246,14 @@ impl SqliteStore {
     /// from the cache when it holds every one at the database's current version, else read
     /// and kept.
     fn kept_rows(&self, keys: &[Key]) -> Result<KeptRows, StoreError> {
+        // Refused keys are neither read nor kept (the engine checks them again, as for every
+        // adapter).
+        validate_keys(keys)?;
         let version = self.cache.as_ref().and_then(|cache| cache.version());
         if let (Some(cache), Some(version)) = (&self.cache, version)
             && let Some(rows) = cache.rows(version, keys)
         {
-            return Ok(KeptRows(keys.iter().cloned().zip(rows).collect()));
+            return Ok(KeptRows::new(keys.iter().cloned().zip(rows)));
         }
         let rows = match keys {
             // One statement reads one row atomically: no transaction needed.
@@ -252,7 +264,7 @@ impl SqliteStore {
         if let (Some(cache), Some(version)) = (&self.cache, version) {
             cache.keep(version, rows.iter().cloned());
         }
-        Ok(KeptRows(rows))
+        Ok(KeptRows::new(rows))
     }
 
     /// Runs `f` on the rows inside one `BEGIN IMMEDIATE` transaction, committing if it
@@ -389,16 +401,23 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
 /// for the shared [`engine`]. Statements are prepared once per connection and cached.
 struct ConnRows<'a>(&'a Connection);
 
-/// Rows already read, for the engine's reads (`get`, `get_many`): each is taken once.
-struct KeptRows(Vec<(Key, Option<Item>)>);
+/// Rows already read, for the engine's reads (`get`, `get_many`). Each is handed over once
+/// (no copy); a key read twice, or not read at all, is a failure rather than a wrong answer.
+struct KeptRows(Vec<(Key, Option<Option<Item>>)>);
+
+impl KeptRows {
+    fn new(rows: impl IntoIterator<Item = (Key, Option<Item>)>) -> Self {
+        Self(rows.into_iter().map(|(k, row)| (k, Some(row))).collect())
+    }
+}
 
 impl Rows for KeptRows {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
         self.0
             .iter_mut()
             .find(|(k, _)| k == key)
-            .map(|(_, row)| row.take())
-            .ok_or_else(|| StoreError::Failure(format!("item {key} was not read")))
+            .and_then(|(_, row)| row.take())
+            .ok_or_else(|| StoreError::Failure(format!("item {key} was not read once")))
     }
 
     fn write(&mut self, _: &Item) -> Result<(), StoreError> {
@@ -690,7 +709,9 @@ mod threads {
         );
         assert_eq!(cache.hits(), 2, "unchanged rows come from the cache");
 
-        // The CLI opens the same file in its own process and commits.
+        // A second store on the same file commits, as the CLI does from its own process
+        // (a second store here shares this process's SQLite state: `serve.rs` has the test
+        // across processes).
         let cli = SqliteStore::open(&path).unwrap();
         cli.put(item(2), Cond::Always, 0).await.unwrap();
         assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(2)));
@@ -710,6 +731,33 @@ mod threads {
         assert_eq!(n(server.get(&key, 99).await.unwrap()), Some(Value::N(3)));
         assert_eq!(server.get(&key, 100).await.unwrap(), None);
         assert_eq!(cache.hits(), 3);
+    }
+
+    /// Opened through a symbolic link, the store watches the `-shm` SQLite uses (beside the
+    /// file the link resolves to), not one beside the link.
+    #[tokio::test]
+    async fn a_store_opened_through_a_link_sees_commits_made_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.db");
+        let link = dir.path().join("link.db");
+        drop(SqliteStore::open(&real).unwrap());
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // A leftover index beside the link, whose header never changes: watching it would
+        // serve kept rows for ever.
+        let mut header = [0u8; 96];
+        header[12] = 1;
+        header[60] = 1;
+        std::fs::write(dir.path().join("link.db-shm"), header).unwrap();
+        let server = SqliteStore::open(&link).unwrap();
+        let key = item(1).key;
+        server.put(item(1), Cond::Always, 0).await.unwrap();
+        for _ in 0..2 {
+            server.get(&key, 0).await.unwrap();
+        }
+        let cli = SqliteStore::open(&real).unwrap();
+        cli.put(item(2), Cond::Always, 0).await.unwrap();
+        let seen = server.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(2)));
     }
 
     /// A write is seen by the very next read, whichever connection serves it.
