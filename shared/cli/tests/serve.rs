@@ -713,18 +713,23 @@ fn cli_stdin(dir: &Path, args: &[&str], input: &str) -> (bool, String) {
 const NOT_FOUND: &str = r#"{"error":"not_found","message":"No such route."}"#;
 
 fn add_admin(dir: &Path) {
+    add_user(dir, "shopadmin", "admin@example.com", "admin");
+}
+
+/// `latchkey user add`, the password ("correct horse battery") on standard input.
+fn add_user(dir: &Path, username: &str, email: &str, role: &str) {
     let (ok, out) = cli_stdin(
         dir,
         &[
             "user",
             "add",
             "--username",
-            "shopadmin",
+            username,
             "--email",
-            "admin@example.com",
+            email,
             "--password-stdin",
             "--role",
-            "admin",
+            role,
         ],
         "correct horse battery\n",
     );
@@ -1217,22 +1222,12 @@ fn a_closed_pipe_ends_a_command_quietly() {
 fn cli_revocations_reach_the_running_server_at_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(dir.path(), &[]);
-    let (ok, out) = cli_stdin(
+    add_user(
         dir.path(),
-        &[
-            "user",
-            "add",
-            "--username",
-            "shopper@example.com",
-            "--email",
-            "shopper@example.com",
-            "--password-stdin",
-            "--role",
-            "customer",
-        ],
-        "correct horse battery\n",
+        "shopper@example.com",
+        "shopper@example.com",
+        "customer",
     );
-    assert!(ok, "{out}");
     let sign_in = || {
         let (status, body) = call(
             &server,

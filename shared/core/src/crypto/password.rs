@@ -88,11 +88,7 @@ impl HashSlot {
     ) -> Result<T, HashFailed> {
         let HashSlot { hasher, permit } = self;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let workers = hasher
-            .inner
-            .workers
-            .get_or_init(|| Workers::start(hasher.inner.concurrency))
-            .clone();
+        let workers = hasher.workers().clone();
         workers.submit(Box::new(move || {
             let out = work(&hasher);
             drop(permit);
@@ -210,9 +206,14 @@ impl PasswordHasher {
     /// first sign-in then does not pay for them (a few hundred µs here; a function, whose cold
     /// start should not, leaves them to its first hash).
     pub fn start_workers(&self) {
+        self.workers();
+    }
+
+    /// The hashing threads, started by whichever comes first: a hash or [`Self::start_workers`].
+    fn workers(&self) -> &Workers {
         self.inner
             .workers
-            .get_or_init(|| Workers::start(self.inner.concurrency));
+            .get_or_init(|| Workers::start(self.inner.concurrency))
     }
 
     /// How many hashes may run at once.
