@@ -2,6 +2,8 @@
 //! token generation on the one item, so that a sign-in reserves its attempt and reads the user
 //! in a single conditional write.
 
+use std::ops::Bound;
+
 use sha2::{Digest, Sha256};
 
 use super::budget::{self, Names};
@@ -34,6 +36,9 @@ mod attr {
     pub const CREATED: &str = "created_at";
     pub const UPDATED: &str = "updated_at";
 }
+
+/// What the name of every attribute of [`budget_names`] starts with.
+const FAIL_PREFIX: &str = "fail_";
 
 /// The attributes of each factor's failure budget.
 fn budget_names(factor: Factor) -> Names {
@@ -131,8 +136,17 @@ impl TryFrom<&Item> for User {
             _ => return Err(corrupt(key, "totp state")),
         };
         let mut budgets = Budgets::default();
-        for factor in Factor::ALL {
-            *budgets.of_mut(factor) = budget_names(factor).read(item);
+        // Every budget attribute starts with `fail_`, and most profiles hold none: one ordered
+        // lookup then stands for sixteen (the profile is read on every authenticated request).
+        let has_failures = item
+            .attrs
+            .range::<str, _>((Bound::Included(FAIL_PREFIX), Bound::Unbounded))
+            .next()
+            .is_some_and(|(name, _)| name.starts_with(FAIL_PREFIX));
+        if has_failures {
+            for factor in Factor::ALL {
+                *budgets.of_mut(factor) = budget_names(factor).read(item);
+            }
         }
         Ok(User {
             id,
@@ -520,6 +534,29 @@ mod tests {
         bare.totp_last_step = None;
         bare.budgets = Budgets::default();
         assert_eq!(User::try_from(&Item::from(&bare)).unwrap(), bare);
+    }
+
+    /// The read skips the budgets when no attribute starts with `fail_`: each one, alone on a
+    /// profile, is still read.
+    #[test]
+    fn every_budget_attribute_is_read_even_alone() {
+        let mut clean = user();
+        clean.budgets = Budgets::default();
+        for factor in Factor::ALL {
+            let names = budget_names(factor);
+            let all = [
+                Some(names.count),
+                Some(names.first),
+                Some(names.last),
+                names.streak,
+            ];
+            for name in all.into_iter().flatten() {
+                let mut item = Item::from(&clean);
+                item.attrs.insert(name.to_owned(), Value::N(3));
+                let read = *User::try_from(&item).unwrap().budgets.of(factor);
+                assert_ne!(read, Failures::default(), "{name} was not read");
+            }
+        }
     }
 
     #[test]
