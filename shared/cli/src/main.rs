@@ -111,7 +111,9 @@ fn init_logging(default: &str) {
 /// frees dozens of small blocks (headers, the row, the token's parts), and under load glibc's
 /// malloc, free and fastbin consolidation were 7% of `GET customers/me`'s CPU. Measured with wrk,
 /// builds taken in turn: the server's user CPU per request 26.6 -> 21 us (infra/BENCH.md). The
-/// functions keep the system allocator (their start-up is what they are measured on).
+/// functions keep the system allocator (their start-up is what they are measured on). Under a
+/// flood of sign-ins the server's peak memory was lower too: 90 MB, where glibc's took 392 on
+/// another machine (SECURITY.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
