@@ -113,38 +113,26 @@ fn providers_of(user: &User, to_activate: bool) -> Answer {
 
 /// Magento's date-time format for entity timestamps (`2024-04-22 11:07:24`, UTC).
 ///
-/// The digits are written here for years 0–9999, not by `time`'s formatter: `customers/me`
-/// writes two of these per answer, and the formatter's walk over its format description was
-/// 1.7% of that route's CPU under load (infra/BENCH.md). `time` still splits the instant into
-/// its fields, and formats any other year; a test holds both paths to the same text.
+/// Written with `format!` for years 0–9999, not by `time`'s formatter: `customers/me` writes
+/// two of these per answer, and the formatter's walk over its format description was 1.7% of
+/// that route's CPU under load (infra/BENCH.md). `time` still splits the instant into its
+/// fields, and formats any other year; a test holds both paths to the same text.
 pub(crate) fn magento_time(unix: i64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix) else {
         return String::new();
     };
-    let Ok(year) = u32::try_from(t.year()) else {
-        return formatted_time(t);
-    };
-    // Not reached while `time` is built without `large-dates` (years end at 9999); kept so
-    // that turning it on cannot make this write five digits where the formatter writes six.
-    if year > 9999 {
-        return formatted_time(t);
+    match t.year() {
+        year @ 0..=9999 => format!(
+            "{year:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        // Years before 0 (and after 9999, should `time`'s `large-dates` ever be turned on).
+        _ => formatted_time(t),
     }
-    let mut out = String::with_capacity(19);
-    for (value, width, after) in [
-        (year, 4, Some('-')),
-        (u32::from(u8::from(t.month())), 2, Some('-')),
-        (u32::from(t.day()), 2, Some(' ')),
-        (u32::from(t.hour()), 2, Some(':')),
-        (u32::from(t.minute()), 2, Some(':')),
-        (u32::from(t.second()), 2, None),
-    ] {
-        for place in (0..width).rev() {
-            let digit = value / 10u32.pow(place) % 10;
-            out.push(char::from_digit(digit, 10).unwrap_or('0'));
-        }
-        out.extend(after);
-    }
-    out
 }
 
 /// [`magento_time`] through `time`'s formatter.
@@ -468,7 +456,7 @@ mod tests {
     fn magento_time_reads_as_magento_writes_it() {
         assert_eq!(magento_time(1_713_784_044), "2024-04-22 11:07:24");
         assert_eq!(magento_time(0), "1970-01-01 00:00:00");
-        // Where the written digits begin and end: the first second of year 0, the last of
+        // Where its own writing begins and ends: the first second of year 0, the last of
         // year -1 (the formatter's), the last of 9999; and the last second of 1969.
         for unix in [-62_167_219_200, -62_167_219_201, 253_402_300_799, -1] {
             assert_eq!(magento_time(unix), by_time(unix), "at {unix}");
@@ -476,7 +464,7 @@ mod tests {
     }
 
     proptest! {
-        /// Over every instant whose digits are written by hand (years 0 to 9999).
+        /// Over every instant `magento_time` writes itself (years 0 to 9999).
         #[test]
         fn magento_time_matches_the_formatter(unix in -62_167_219_200i64..=253_402_300_799) {
             prop_assert_eq!(magento_time(unix), by_time(unix));
