@@ -15,6 +15,7 @@ use latchkey_core::config::Config;
 use latchkey_core::crypto::SecretString;
 use latchkey_core::crypto::keys::{KeySet, KeySetFile};
 use latchkey_core::crypto::password::PasswordHasher;
+use latchkey_core::crypto::spent::Tally;
 use latchkey_core::crypto::totp::TotpSecret;
 use latchkey_core::identity::accounts::{self, NewUser};
 use latchkey_core::identity::users::{Role, User};
@@ -217,11 +218,16 @@ impl TestApp {
             .expect("user exists")
     }
 
-    /// RS256 signatures made so far with the app's key set. The key set is the process's (see
-    /// [`fixture_keys`]): where tests run side by side in one process, the count is theirs too.
-    /// The flows benchmark walks one app at a time.
-    pub fn rs256_signatures(&self) -> u64 {
-        self.app.keys.rs256_signatures()
+    /// RS256 signatures made so far with the app's key set, and their time. The key set is the
+    /// process's (see [`fixture_keys`]): where tests run side by side in one process, the
+    /// figures are theirs too. The flows benchmark walks one app at a time.
+    pub fn rs256_spent(&self) -> Tally {
+        self.app.keys.rs256_spent()
+    }
+
+    /// The requests' waits for the app's hashing threads so far, counted and timed.
+    pub fn hash_waited(&self) -> Tally {
+        self.app.hasher.waited()
     }
 
     /// argon2 computations made so far by the app's hasher.

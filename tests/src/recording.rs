@@ -69,6 +69,10 @@ impl RecordingStore {
 
 #[async_trait]
 impl Store for RecordingStore {
+    // No `version` (the port's default, none): the walk counts each request's calls as
+    // DynamoDB makes them (infra/TABLE.md), so the core keeps no checked token here, as on
+    // DynamoDB. What keeping them gives is measured under load (`scripts/bench`, who-am-I).
+
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         self.note(iam::GET);
         self.touch(&[key], false);

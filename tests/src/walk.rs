@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
 use latchkey_aws::dynamodb::DynamoStore;
+use latchkey_core::crypto::spent::Tally;
 use latchkey_core::identity::users::Role;
 use latchkey_core::routes;
 use serde_json::json;
@@ -38,6 +39,9 @@ pub struct Measured {
     pub hashes: u64,
     /// RS256 signatures the request made (its tokens), each about as costly as the rest of it.
     pub rs256: u64,
+    /// What the request spent outside its handler's own work: the time its RS256 signatures
+    /// took, and its waits for the hashing threads (the hashes and the hand-offs).
+    pub deliberate: Duration,
 }
 
 pub struct Walk {
@@ -147,7 +151,8 @@ impl Walk {
         Start {
             dynamo: self.dynamo.as_ref().map(DynamoStore::calls),
             hashes: self.t.hash_runs(),
-            rs256: self.t.rs256_signatures(),
+            rs256: self.t.rs256_spent(),
+            waited: self.t.hash_waited(),
             at: Instant::now(),
         }
     }
@@ -156,7 +161,8 @@ impl Walk {
     fn finish(&mut self, route: &'static str, scenario: &'static str, start: Start) {
         let handler = start.at.elapsed();
         let hashes = self.t.hash_runs() - start.hashes;
-        let rs256 = self.t.rs256_signatures() - start.rs256;
+        let rs256 = self.t.rs256_spent() - start.rs256;
+        let waited = self.t.hash_waited() - start.waited;
         let recorded = self.recorder.take();
         let calls = match (&self.dynamo, start.dynamo) {
             (Some(dynamo), Some(before)) => {
@@ -175,7 +181,8 @@ impl Walk {
             calls,
             handler,
             hashes,
-            rs256,
+            rs256: rs256.count,
+            deliberate: rs256.time + waited.time,
         });
         self.actions
             .entry(route)
@@ -188,7 +195,8 @@ impl Walk {
 struct Start {
     dynamo: Option<usize>,
     hashes: u64,
-    rs256: u64,
+    rs256: Tally,
+    waited: Tally,
     at: Instant,
 }
 

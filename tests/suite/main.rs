@@ -18,6 +18,7 @@ mod primitives;
 mod readme;
 mod security;
 mod senders;
+mod serve;
 mod store_contract;
 mod template;
 mod wizard;

@@ -10,6 +10,7 @@ use crate::crypto::keys::KeySet;
 use crate::crypto::password::PasswordHasher;
 use crate::dialects::Dialect;
 use crate::identity::Db;
+use crate::identity::memo::TokenMemo;
 use crate::identity::signin::{Policy, SignIn};
 use crate::ports::{Clock, LinkQueue, Mailer, Recaptcha, Rng, SmsSender};
 use crate::routes::{self, Call, Lookup, Route};
@@ -36,6 +37,8 @@ pub struct Deps {
 #[derive(Clone)]
 pub struct App {
     deps: Arc<Deps>,
+    /// Magento bearer tokens already checked (see [`TokenMemo`]).
+    pub(crate) magento_tokens: Arc<TokenMemo<crate::dialects::magento::Principal>>,
 }
 
 impl std::ops::Deref for App {
@@ -49,6 +52,7 @@ impl App {
     pub fn new(deps: Deps) -> Self {
         Self {
             deps: Arc::new(deps),
+            magento_tokens: Arc::default(),
         }
     }
 

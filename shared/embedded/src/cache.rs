@@ -30,7 +30,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use latchkey_core::store::{Item, Key};
+use latchkey_core::store::{Item, Key, STORE_VERSION_LEN, StoreVersion};
+
+// One copy of the header is what the store port hands out.
+const _: () = assert!(HEADER == 2 * STORE_VERSION_LEN);
 
 /// The WAL-index header: its two copies (SQLite writes the second, then the first).
 const HEADER: usize = 96;
@@ -42,6 +45,14 @@ const CAPACITY: usize = 4096;
 /// The state of the database as of a header read; equal versions mean no commit in between.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Version([u8; HEADER]);
+
+impl Version {
+    /// The version as the store port gives it: one copy of the header (a version is only made
+    /// of two equal copies).
+    pub(crate) fn store_version(&self) -> Option<StoreVersion> {
+        self.0.first_chunk().copied().map(StoreVersion)
+    }
+}
 
 pub(crate) struct ReadCache {
     shm: File,

@@ -35,7 +35,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use latchkey_core::store::engine::{self, Rows};
 use latchkey_core::store::{
-    Attrs, Cond, Item, Key, Store, StoreError, TxOp, Update, Value, validate_keys,
+    Attrs, Cond, Item, Key, Store, StoreError, StoreVersion, TxOp, Update, Value, validate_keys,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value as Json, json};
@@ -471,6 +471,13 @@ impl Rows for ConnRows<'_> {
 
 #[async_trait]
 impl Store for SqliteStore {
+    /// The WAL-index header as it stands (see [`crate::cache`]): every commit of any connection
+    /// of any process rewrites it before it returns. `None` outside WAL mode, and while a
+    /// commit rewrites it.
+    fn version(&self) -> Option<StoreVersion> {
+        self.cache.as_ref()?.version()?.store_version()
+    }
+
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         engine::get(&mut self.kept_rows(std::slice::from_ref(key))?, key, now)
     }

@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for Present {
 /// The registered claims [`check_claims`] reads, each as sent (`null` is present, and
 /// wrong); the others are skipped unparsed. The caller's claim type is parsed on its own,
 /// after the checks.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Registered {
     #[serde(default, deserialize_with = "as_sent")]
     exp: Option<serde_json::Value>,
@@ -273,8 +273,7 @@ impl KeySet {
             },
             claims,
         )?;
-        let signature = b64url(&key.sign(message.as_bytes())?);
-        self.count_signature(alg);
+        let signature = b64url(&self.sign_with(key, message.as_bytes())?);
         Ok(format!("{message}.{signature}"))
     }
 
@@ -353,30 +352,58 @@ impl KeySet {
         if parts.alg != "HS256" {
             return Err(JwtError::Invalid);
         }
-        let at = now.saturating_sub(leeway.max(0));
-        self.live_hmac(&parts.kid, at).ok_or(JwtError::Invalid)?;
         let signature: [u8; 32] = B64URL
             .decode(parts.signature)
             .ok()
             .and_then(|s| s.try_into().ok())
             .ok_or(JwtError::Invalid)?;
-        check_claims(&parts.registered, now, leeway, &Expect::default())?;
+        let recheck = Recheck {
+            kid: parts.kid,
+            registered: parts.registered,
+            leeway,
+        };
+        let at = self.time_checks(&recheck, now)?;
         let claims = serde_json::from_slice(&parts.claims).map_err(|_| JwtError::Invalid)?;
         Ok(Unverified {
             claims,
-            kid: parts.kid,
+            recheck,
             at,
             signing_input: parts.signing_input.to_owned(),
             signature,
         })
     }
+
+    /// Whether a bound HS256 token that [`KeySet::peek_hs256`] and [`Unverified::verify`]
+    /// passed earlier still passes at `now`: the checks of the peek that depend on the time
+    /// (its key still accepted, `exp`, `iat`, `nbf`), as the peek makes them. The rest of a
+    /// check cannot change with the time.
+    pub fn still_valid(&self, recheck: &Recheck, now: i64) -> bool {
+        self.time_checks(recheck, now).is_ok()
+    }
+
+    /// The peek's checks against the clock; the instant its key must be live at.
+    fn time_checks(&self, recheck: &Recheck, now: i64) -> Result<i64, JwtError> {
+        let at = now.saturating_sub(recheck.leeway.max(0));
+        self.live_hmac(&recheck.kid, at).ok_or(JwtError::Invalid)?;
+        check_claims(&recheck.registered, now, recheck.leeway, &Expect::default())?;
+        Ok(at)
+    }
+}
+
+/// What [`KeySet::still_valid`] checks a token's times again with: its key id, its registered
+/// claims, and the peek's leeway.
+#[derive(Clone)]
+pub struct Recheck {
+    kid: String,
+    registered: Registered,
+    leeway: i64,
 }
 
 /// A bound HS256 token whose header and times are checked but whose MAC is not: see
 /// [`KeySet::peek_hs256`]. Its claims may be read to find the subject, never trusted.
 pub struct Unverified<C> {
     claims: C,
-    kid: String,
+    recheck: Recheck,
     /// The instant the key must still be live at (`now - leeway` of the peek).
     at: i64,
     signing_input: String,
@@ -387,7 +414,7 @@ impl<C> std::fmt::Debug for Unverified<C> {
     // The token is a credential: only the key id is shown.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Unverified")
-            .field("kid", &self.kid)
+            .field("kid", &self.recheck.kid)
             .finish_non_exhaustive()
     }
 }
@@ -398,6 +425,11 @@ impl<C> Unverified<C> {
         &self.claims
     }
 
+    /// What [`KeySet::still_valid`] needs to check this token's times again later.
+    pub fn recheck(&self) -> Recheck {
+        self.recheck.clone()
+    }
+
     /// Checks the MAC (in constant time) under the key derived for `binding` and returns the
     /// claims, now authenticated. `keys` is the key set of the peek.
     pub fn verify(self, keys: &KeySet, binding: &[u8]) -> Result<C, JwtError> {
@@ -405,7 +437,7 @@ impl<C> Unverified<C> {
             return Err(JwtError::Invalid);
         }
         let key = keys
-            .live_hmac(&self.kid, self.at)
+            .live_hmac(&self.recheck.kid, self.at)
             .ok_or(JwtError::Invalid)?;
         let mut mac =
             hs256(&bound_key(key.secret.expose(), binding)).map_err(|_| JwtError::Invalid)?;
@@ -818,6 +850,45 @@ mod tests {
         assert_eq!(peeked.verify(&pruned, BINDING), Err(JwtError::Invalid));
     }
 
+    /// A token checked once is valid later exactly when a peek then would pass: until its
+    /// `exp`, and while its key is accepted (a rotated-out key past its publish time is not).
+    #[test]
+    fn still_valid_makes_the_peeks_time_checks_again() {
+        let (mut file, keys) = keys();
+        let token = keys
+            .sign_hs256_bound(&json!({"iat": NOW, "exp": NOW + 7200}), BINDING)
+            .unwrap();
+        let recheck = keys.peek_hs256::<Value>(&token, NOW, 0).unwrap().recheck();
+        let rotation = Rotation {
+            hmac: true,
+            ..Rotation::default()
+        };
+        file.rotate(&SeededRng::new(3), NOW, &rotation, 3600)
+            .unwrap();
+        let rotated = KeySet::from_file(&file).unwrap();
+        for (set, now) in [
+            (&keys, NOW),
+            (&keys, NOW + 7199),
+            (&keys, NOW + 7200),
+            (&keys, NOW - 1),
+            (&rotated, NOW + 3599),
+            (&rotated, NOW + 3600),
+        ] {
+            assert_eq!(
+                set.still_valid(&recheck, now),
+                set.peek_hs256::<Value>(&token, now, 0).is_ok(),
+                "at {now}"
+            );
+        }
+        assert!(keys.still_valid(&recheck, NOW + 7199));
+        assert!(!keys.still_valid(&recheck, NOW + 7200), "expired");
+        assert!(!keys.still_valid(&recheck, NOW - 1), "issued in the future");
+        assert!(
+            !rotated.still_valid(&recheck, NOW + 3600),
+            "its key retired"
+        );
+    }
+
     // ---- signed (RS256, ES256, EdDSA) --------------------------------------------------------
 
     fn access(now: i64) -> Value {
@@ -861,15 +932,21 @@ mod tests {
     }
 
     #[test]
-    fn rs256_signatures_are_counted_and_nothing_else_is() {
+    fn rs256_signatures_are_counted_and_timed_and_nothing_else_is() {
         let (_, keys) = keys();
         for alg in SigningAlg::ALL {
             keys.sign_signed(alg, &access(NOW)).unwrap();
         }
         keys.sign_hs256_bound(&claims(), b"binding").unwrap();
-        assert_eq!(keys.rs256_signatures(), 1, "one RS256 token of the four");
+        let one = keys.rs256_spent();
+        assert_eq!(one.count, 1, "one RS256 token of the four");
+        assert!(one.time > std::time::Duration::ZERO, "its time is summed");
+        keys.sign_signed(SigningAlg::ES256, &access(NOW)).unwrap();
+        assert_eq!(keys.rs256_spent(), one, "an ES256 signature is not RS256's");
         keys.sign_signed(SigningAlg::RS256, &access(NOW)).unwrap();
-        assert_eq!(keys.rs256_signatures(), 2);
+        let two = keys.rs256_spent();
+        assert_eq!(two.count, 2);
+        assert!(two.time > one.time);
     }
 
     #[test]

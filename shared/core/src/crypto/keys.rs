@@ -31,7 +31,6 @@
 
 use std::str::FromStr;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
@@ -39,6 +38,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::aead::Sealer;
+use super::spent::{Spent, Tally};
 use super::{CryptoError, SecretBytes};
 use crate::ports::{Rng, RngExt, SeededRng};
 
@@ -609,8 +609,8 @@ pub struct KeySet {
     signing_active: Vec<usize>,
     pub sealer: Sealer,
     pepper: SecretBytes,
-    /// RS256 signatures made so far (see [`KeySet::rs256_signatures`]).
-    rs256_signatures: AtomicU64,
+    /// RS256 signatures made so far, and their time (see [`KeySet::rs256_spent`]).
+    rs256: Spent,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -766,22 +766,31 @@ impl KeySet {
             signing_active,
             sealer,
             pepper: SecretBytes::new(pepper),
-            rs256_signatures: AtomicU64::new(0),
+            rs256: Spent::default(),
         })
     }
 
-    /// RS256 signatures made so far with this key set. A 2048-bit RSA signature costs more than
-    /// most whole requests (0.66-0.91 ms here, infra/BENCH.md) and the wizard's and Glue's
-    /// contracts ask for it, so the flows benchmark tells it apart from the handler's own
-    /// time, as it does the password hash.
-    pub fn rs256_signatures(&self) -> u64 {
-        self.rs256_signatures.load(Ordering::Relaxed)
+    /// RS256 signatures made so far with this key set, and the time they took. A 2048-bit RSA
+    /// signature costs more than most whole requests (0.66-0.91 ms here, infra/BENCH.md) and the
+    /// wizard's and Glue's contracts ask for it, so the flows benchmark tells it apart from the
+    /// handler's own time, as it does the password hash.
+    pub fn rs256_spent(&self) -> Tally {
+        self.rs256.tally()
     }
 
-    pub(super) fn count_signature(&self, alg: SigningAlg) {
-        if alg == SigningAlg::RS256 {
-            self.rs256_signatures.fetch_add(1, Ordering::Relaxed);
+    /// Signs with `key`, timing the signature when it is RS256 (see [`KeySet::rs256_spent`]).
+    pub(super) fn sign_with(
+        &self,
+        key: &SigningKey,
+        message: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        if key.alg != SigningAlg::RS256 {
+            return key.sign(message);
         }
+        let start = Spent::start();
+        let signature = key.sign(message);
+        self.rs256.add(start);
+        signature
     }
 
     /// The pepper for [`super::codes::keyed_hash`].

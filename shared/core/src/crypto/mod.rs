@@ -11,6 +11,7 @@ pub mod keys;
 pub mod password;
 pub mod qr;
 pub mod secret;
+pub mod spent;
 pub mod totp;
 
 pub use secret::{SecretBytes, SecretString};

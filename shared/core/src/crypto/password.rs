@@ -19,6 +19,7 @@ use argon2::{
 };
 
 use super::CryptoError;
+use super::spent::{Spent, Tally};
 use crate::ports::{Rng, RngExt};
 
 /// OWASP's argon2id parameters: 19 MiB, 2 iterations, 1 lane.
@@ -50,6 +51,9 @@ struct Inner {
     /// argon2 computations so far (hashes, verifications and equal-cost burns alike), so tests
     /// can prove that every path of a sign-in costs exactly one.
     runs: AtomicU64,
+    /// The requests' waits for the hashing threads: from handing a hash over to having its
+    /// result, the hash and both hand-offs between threads (see [`PasswordHasher::waited`]).
+    waited: Spent,
     /// What the unknown-user path verifies against: a PHC string of this hasher's parameters
     /// with a random salt and a random output, which no password matches (see [`dummy_phc`]).
     dummy_phc: String,
@@ -88,13 +92,17 @@ impl HashSlot {
     ) -> Result<T, HashFailed> {
         let HashSlot { hasher, permit } = self;
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let start = Spent::start();
         let workers = hasher.workers().clone();
+        let inner = hasher.inner.clone();
         workers.submit(Box::new(move || {
             let out = work(&hasher);
             drop(permit);
             let _ = tx.send(out);
         }))?;
-        rx.await.map_err(|_| HashFailed)
+        let out = rx.await.map_err(|_| HashFailed);
+        inner.waited.add(start);
+        out
     }
 }
 
@@ -177,6 +185,7 @@ impl PasswordHasher {
                 dummy_phc: dummy_phc(&params, rng)?,
                 params,
                 runs: AtomicU64::new(0),
+                waited: Spent::default(),
                 slots: Arc::new(Semaphore::new(limits.concurrency)),
                 wait: Duration::from_millis(limits.wait_ms),
                 workers: std::sync::OnceLock::new(),
@@ -193,6 +202,7 @@ impl PasswordHasher {
             inner: Arc::new(Inner {
                 params: self.inner.params.clone(),
                 runs: AtomicU64::new(self.runs()),
+                waited: Spent::default(),
                 dummy_phc: self.inner.dummy_phc.clone(),
                 slots: Arc::new(Semaphore::new(concurrency)),
                 wait: Duration::from_millis(limits.wait_ms),
@@ -244,6 +254,13 @@ impl PasswordHasher {
     /// How many argon2 computations this hasher (and its clones) made.
     pub fn runs(&self) -> u64 {
         self.inner.runs.load(Ordering::Relaxed)
+    }
+
+    /// How many hashes requests handed to the hashing threads, and how long they waited for
+    /// them in all (the hash and the hand-offs; a wait for a free slot is not counted). The
+    /// flows benchmark times a handler outside it (infra/BENCH.md).
+    pub fn waited(&self) -> Tally {
+        self.inner.waited.tally()
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -342,6 +359,32 @@ mod tests {
         let again = h.slot().await.unwrap().run(move |h| h.verify("pw", &phc));
         assert!(again.await.unwrap());
         assert_eq!(h.inner.workers.get().map(|w| Arc::as_ptr(&w.0)), first);
+    }
+
+    /// The wait a request spends on its hash is counted and timed, and what runs outside a
+    /// slot (a hash on the caller's thread, as the CLI's) is not.
+    #[tokio::test]
+    async fn waits_for_the_hashing_threads_are_counted_and_timed() {
+        let h = cheap();
+        let rng = SeededRng::new(5);
+        let phc = h.hash("pw", &rng).unwrap();
+        assert_eq!(h.waited(), Tally::default(), "a direct hash is no wait");
+        let slow = std::time::Duration::from_millis(2);
+        let waited = h
+            .slot()
+            .await
+            .unwrap()
+            .run(move |h| {
+                let start = Spent::start();
+                while start.elapsed() < slow {
+                    std::hint::black_box(h.verify("pw", &phc));
+                }
+            })
+            .await;
+        assert!(waited.is_ok());
+        let w = h.waited();
+        assert_eq!(w.count, 1);
+        assert!(w.time >= slow, "the wait covers the work: {w:?}");
     }
 
     #[test]

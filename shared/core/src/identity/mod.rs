@@ -9,6 +9,7 @@ pub mod flows;
 pub mod integrations;
 pub mod limits;
 pub mod links;
+pub mod memo;
 pub mod sessions;
 pub mod signin;
 pub mod users;

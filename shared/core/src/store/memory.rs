@@ -3,16 +3,20 @@
 //! the contract suite runs against it as well.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::engine::{self, Rows};
-use super::{Cond, Item, Key, Store, StoreError, TxOp, Update};
+use super::{Cond, Item, Key, STORE_VERSION_LEN, Store, StoreError, StoreVersion, TxOp, Update};
 
 #[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<BTreeMap<Key, Item>>,
+    /// Writes so far: moved on by every write, under the lock, after the change (so a version
+    /// read before a read is never newer than the rows that read finds).
+    writes: AtomicU64,
 }
 
 impl MemoryStore {
@@ -23,12 +27,12 @@ impl MemoryStore {
     fn lock(&self) -> Result<MapRows<'_>, StoreError> {
         self.items
             .lock()
-            .map(MapRows)
+            .map(|items| MapRows(items, &self.writes))
             .map_err(|_| StoreError::Failure("memory store poisoned".into()))
     }
 }
 
-struct MapRows<'a>(MutexGuard<'a, BTreeMap<Key, Item>>);
+struct MapRows<'a>(MutexGuard<'a, BTreeMap<Key, Item>>, &'a AtomicU64);
 
 impl Rows for MapRows<'_> {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
@@ -36,16 +40,25 @@ impl Rows for MapRows<'_> {
     }
     fn write(&mut self, item: &Item) -> Result<(), StoreError> {
         self.0.insert(item.key.clone(), item.clone());
+        self.1.fetch_add(1, Ordering::Release);
         Ok(())
     }
     fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
         self.0.remove(key);
+        self.1.fetch_add(1, Ordering::Release);
         Ok(())
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn version(&self) -> Option<StoreVersion> {
+        let mut version = [0; STORE_VERSION_LEN];
+        let writes = self.writes.load(Ordering::Acquire).to_le_bytes();
+        version.get_mut(..writes.len())?.copy_from_slice(&writes);
+        Some(StoreVersion(version))
+    }
+
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
         engine::get(&mut self.lock()?, key, now)
     }

@@ -439,10 +439,29 @@ pub const MAX_TX_OPS: usize = 25;
 /// Most keys read by one `get_many` (DynamoDB's `BatchGetItem` takes 100).
 pub const MAX_GET_MANY: usize = 100;
 
+/// The state of a whole store at one moment, as far as the store can tell cheaply: two equal
+/// versions mean that no item changed in between, in this process or another. Opaque bytes
+/// (the embedded store's are SQLite's WAL-index header, see `latchkey_embedded::cache`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct StoreVersion(pub [u8; STORE_VERSION_LEN]);
+
+/// The length of a [`StoreVersion`].
+pub const STORE_VERSION_LEN: usize = 48;
+
 /// The store port. `now` is passed by the caller (from the Clock port) so that expiry is
 /// decided by the same clock everywhere, and tests can move it.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// The store's version now (see [`StoreVersion`]), where the store can tell without a
+    /// call to its backend; `None` where it cannot (DynamoDB), and while it cannot say.
+    ///
+    /// The promise: a version read before a read of items, and equal to one read later, means
+    /// that those items are still as that read found them. A write must change the version
+    /// once it is visible, and before it returns.
+    fn version(&self) -> Option<StoreVersion> {
+        None
+    }
+
     /// The live item at `key`, if any.
     async fn get(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError>;
 

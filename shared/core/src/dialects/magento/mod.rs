@@ -261,6 +261,7 @@ struct TfaClaims {
 }
 
 /// Who a Bearer token speaks for.
+#[derive(Clone)]
 pub(crate) enum Principal {
     Admin,
     Customer(Box<User>),
@@ -325,10 +326,13 @@ async fn token_principal(
             None => Err(refused()),
         };
     }
-    let unverified = match app
-        .keys
-        .peek_hs256::<AccessClaims>(token, app.clock.now(), 0)
-    {
+    let now = app.clock.now();
+    // The store's version before any read of this check (see `TokenMemo`).
+    let version = app.store.version();
+    if let Some(known) = app.magento_tokens.get(&app.keys, version, token, now) {
+        return Ok(known);
+    }
+    let unverified = match app.keys.peek_hs256::<AccessClaims>(token, now, 0) {
         Ok(u) => u,
         Err(JwtError::Expired) => {
             return Err(MagentoError::new(
@@ -341,17 +345,26 @@ async fn token_principal(
     let Some(user) = accounts::get(app.db(), unverified.claims().uid).await? else {
         return Err(refused());
     };
+    let recheck = unverified.recheck();
     let claims = unverified
         .verify(&app.keys, &user.token_binding(ACCESS_BINDING))
         .map_err(|_| refused())?;
     if !user.active {
         return Err(refused());
     }
-    match (claims.utypid, user.role) {
-        (UTYPE_ADMIN, Role::Admin) => Ok(Principal::Admin),
-        (UTYPE_CUSTOMER, Role::Customer) => Ok(Principal::Customer(Box::new(user))),
-        _ => Err(refused()),
-    }
+    let principal = match (claims.utypid, user.role) {
+        (UTYPE_ADMIN, Role::Admin) => Principal::Admin,
+        (UTYPE_CUSTOMER, Role::Customer) => Principal::Customer(Box::new(user)),
+        _ => return Err(refused()),
+    };
+    app.magento_tokens.keep(
+        app.store.as_ref(),
+        version,
+        token,
+        principal.clone(),
+        recheck,
+    );
+    Ok(principal)
 }
 
 /// Issues an access token for a signed-in user.
