@@ -21,7 +21,8 @@
 //! On a shared machine, the hypervisor gives other guests part of the CPU time in spells (the
 //! run prints each batch's "steal"): a request that a spell falls on is slow whatever its code.
 //! Over one pool of 200 walks, the count of steps over 1 ms moved from 0 to 24 between runs of
-//! one binary, with the steal (infra/BENCH.md). A spell shorter than a batch moves that batch's
+//! one binary, the most where the steal was highest (infra/BENCH.md, "Run of 2026-11-28,
+//! morning"). A spell shorter than a batch moves that batch's
 //! tail and not the median; a slow step is slow in every batch.
 //!
 //! ```sh
@@ -318,7 +319,8 @@ fn print_table(steps: &[Step], documented: &[String], run: &Run) {
          (argon2id at its least, 8 KiB, t=1), {} with (19 MiB, t=2); handler time (App::handle) in \
          µs, nearest-rank percentiles; \"spent\": the request's waits for the hashing threads \
          and its RS256 signatures, as timed in it; \"own\": its time less what it spent",
-        run.walks, run.hashed,
+        run.walks * run.batches,
+        run.hashed,
     );
     println!(
         "\"own p99\": the median of {} batches' p99 ({} walks each); the hypervisor's steal in each \

@@ -339,6 +339,77 @@ pub async fn update_over_an_expired_item_starts_empty(store: Arc<dyn Store>, ns:
     assert_eq!(store.get(&k, NOW).await.unwrap(), Some(written));
 }
 
+/// `Store::version`, where a store tells one: unchanged by reads, moved on by every kind of
+/// write (put, update, delete, transaction) once it returns. A store that cannot tell
+/// (DynamoDB) says `None` throughout.
+pub async fn the_version_moves_with_every_write_and_only_then(store: Arc<dyn Store>, ns: &str) {
+    let k = key(ns, "ver", "V");
+    let other = key(ns, "ver", "W");
+    let Some(start) = store.version() else {
+        store
+            .put(Item::new(k.clone()), Cond::Always, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.version(),
+            None,
+            "a store without a version has none after a write"
+        );
+        return;
+    };
+    store.get(&k, NOW).await.unwrap();
+    store
+        .get_many(&[k.clone(), other.clone()], NOW)
+        .await
+        .unwrap();
+    store
+        .query(&format!("{ns}#ver"), "", 10, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.version(), Some(start), "reads leave it");
+
+    let mut seen = vec![start];
+    let mut moved = |what: &str| {
+        let now = store
+            .version()
+            .expect("a store with a version keeps telling it");
+        assert!(!seen.contains(&now), "{what} moves the version on");
+        seen.push(now);
+    };
+    store
+        .put(Item::new(k.clone()).with("v", 1), Cond::Always, NOW)
+        .await
+        .unwrap();
+    moved("a put");
+    store
+        .update(&k, Update::new().add("v", 1), Cond::Always, NOW)
+        .await
+        .unwrap();
+    moved("an update");
+    store
+        .transact(
+            vec![
+                TxOp::Put {
+                    item: Item::new(other.clone()),
+                    cond: Cond::NotExists,
+                },
+                TxOp::Check {
+                    key: k.clone(),
+                    cond: Cond::eq("v", 2),
+                },
+            ],
+            NOW,
+        )
+        .await
+        .unwrap();
+    moved("a transaction");
+    store.delete(&k, Cond::Always, NOW).await.unwrap();
+    moved("a delete");
+    let settled = store.version();
+    assert_eq!(store.get(&k, NOW).await.unwrap(), None);
+    assert_eq!(store.version(), settled, "and nothing else does");
+}
+
 pub async fn delete_returns_what_it_removed(store: Arc<dyn Store>, ns: &str) {
     let k = key(ns, "del", "D");
     let item = Item::new(k.clone())
@@ -927,6 +998,7 @@ macro_rules! store_contract_suite {
             get_many_reads_live_items_in_order,
             keys_beyond_dynamodbs_limits_are_refused_everywhere,
             fifty_racing_transactions_get_exactly_ten_slots,
+            the_version_moves_with_every_write_and_only_then,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -14,7 +14,6 @@ pub mod harness;
 pub mod independent;
 pub mod jsonapi;
 pub mod otp;
-pub mod process;
 pub mod recording;
 pub mod stores;
 pub mod walk;

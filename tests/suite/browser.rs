@@ -8,15 +8,67 @@
 //! `./scripts/test` installs `chromium` and `chromium-driver` (apt) when they are missing.
 #![allow(clippy::disallowed_methods)] // real processes, real time
 
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use latchkey_tests::free_port;
-use latchkey_tests::process::{latchkey, serve};
 use latchkey_tests::webdriver::Browser;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 const CUSTOMER: &str = "buyer@example.com";
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")))
+}
+
+fn latchkey(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(target_dir().join("debug/latchkey"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("LATCHKEY_PUBLIC_URL")
+        .env_remove("LATCHKEY_KEYS")
+        .env_remove("LATCHKEY_KEYS_FILE")
+        .output()
+        .expect("target/debug/latchkey (the workspace test build makes it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "latchkey {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// A child process killed with the test.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until_up(url: &str, what: &str) {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = latchkey_tests::http().get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 
 /// Whether the page's own script ran (it marks the document when it did).
 fn page_script_ran(browser: &Browser) -> bool {
@@ -68,7 +120,22 @@ async fn a_login_link_in_headless_chromium_with_and_without_javascript() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let _server = serve(dir.path(), port).await;
+    let server = Command::new(target_dir().join("debug/latchkey"))
+        .args([
+            "serve",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("LATCHKEY_PUBLIC_URL")
+        .env("LATCHKEY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("latchkey serve");
+    let _server = Running(server);
+    wait_until_up(&format!("{base}/health"), "latchkey serve").await;
     latchkey(
         dir.path(),
         &[

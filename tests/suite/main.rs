@@ -18,7 +18,6 @@ mod primitives;
 mod readme;
 mod security;
 mod senders;
-mod serve;
 mod store_contract;
 mod template;
 mod wizard;

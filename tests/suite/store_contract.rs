@@ -43,6 +43,32 @@ async fn the_embedded_store_persists_across_reopen() {
     );
 }
 
+/// A commit through another store on the same file (as `latchkey user …` makes from its own
+/// process) moves this store's version: what the server's memo of checked tokens relies on.
+#[tokio::test]
+async fn another_stores_commit_moves_the_embedded_stores_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("latchkey.db");
+    let server = SqliteStore::open(&path).unwrap();
+    let key = Key::new("USER#1", "PROFILE");
+    server
+        .put(Item::new(key.clone()), Cond::Always, NOW)
+        .await
+        .unwrap();
+    let before = server.version();
+    assert!(before.is_some(), "a WAL database tells its version");
+    let cli = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        cli.get(&key, NOW).await.unwrap(),
+        Some(Item::new(key.clone()))
+    );
+    assert_eq!(server.version(), before, "opening and reading are no write");
+    cli.update(&key, Update::new().add("generation", 1), Cond::Always, NOW)
+        .await
+        .unwrap();
+    assert_ne!(server.version(), before, "the other store's commit");
+}
+
 #[test]
 fn a_file_that_is_not_a_store_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();

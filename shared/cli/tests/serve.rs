@@ -1214,10 +1214,12 @@ fn a_closed_pipe_ends_a_command_quietly() {
     assert_eq!(out.status.code(), Some(141), "{stderr}");
 }
 
-/// The server keeps the rows it read until the next commit (`shared/embedded/src/cache.rs`);
-/// a commit by the CLI, another process, must count. A customer's token is honoured (twice,
-/// so that its profile is kept), then each of `user revoke-tokens` and `user disable`, run
-/// while the server serves, refuses it at the very next request.
+/// The server keeps the rows it read until the next commit (`shared/embedded/src/cache.rs`),
+/// and the Magento tokens it checked while nothing was written (`shared/core/src/identity/
+/// memo.rs`); a commit by the CLI, another process, must count for both. A customer's token is
+/// honoured (twice, so that its profile and the token are kept), then each of `user
+/// revoke-tokens` and `user disable`, run while the server serves, refuses it at the very next
+/// request.
 #[test]
 fn cli_revocations_reach_the_running_server_at_the_next_request() {
     let dir = tempfile::tempdir().unwrap();

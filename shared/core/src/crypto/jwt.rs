@@ -425,14 +425,16 @@ impl<C> Unverified<C> {
         &self.claims
     }
 
-    /// What [`KeySet::still_valid`] needs to check this token's times again later.
-    pub fn recheck(&self) -> Recheck {
-        self.recheck.clone()
-    }
-
     /// Checks the MAC (in constant time) under the key derived for `binding` and returns the
     /// claims, now authenticated. `keys` is the key set of the peek.
     pub fn verify(self, keys: &KeySet, binding: &[u8]) -> Result<C, JwtError> {
+        self.verify_rechecked(keys, binding)
+            .map(|(claims, _)| claims)
+    }
+
+    /// As [`Unverified::verify`], with what [`KeySet::still_valid`] needs to check the token's
+    /// times again later: only a token whose MAC was checked yields one.
+    pub fn verify_rechecked(self, keys: &KeySet, binding: &[u8]) -> Result<(C, Recheck), JwtError> {
         if binding.is_empty() {
             return Err(JwtError::Invalid);
         }
@@ -444,7 +446,7 @@ impl<C> Unverified<C> {
         mac.update(self.signing_input.as_bytes());
         mac.verify_slice(&self.signature)
             .map_err(|_| JwtError::Invalid)?;
-        Ok(self.claims)
+        Ok((self.claims, self.recheck))
     }
 }
 
@@ -858,7 +860,11 @@ mod tests {
         let token = keys
             .sign_hs256_bound(&json!({"iat": NOW, "exp": NOW + 7200}), BINDING)
             .unwrap();
-        let recheck = keys.peek_hs256::<Value>(&token, NOW, 0).unwrap().recheck();
+        let (_, recheck) = keys
+            .peek_hs256::<Value>(&token, NOW, 0)
+            .unwrap()
+            .verify_rechecked(&keys, BINDING)
+            .unwrap();
         let rotation = Rotation {
             hmac: true,
             ..Rotation::default()

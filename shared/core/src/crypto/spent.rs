@@ -1,7 +1,9 @@
 //! What a process has spent on the two deliberate costs of a request, password hashes and
 //! RS256 signatures: how many, and how long, summed since start. The flows benchmark reads the
-//! sums before and after each request, so it times the handler outside them exactly, request
-//! by request (infra/BENCH.md). No rule reads them: they change no answer.
+//! sums before and after each request, and so times the handler outside them request by
+//! request, as long as nothing else signs or hashes with the same keys and hasher meanwhile (its
+//! walks make one request at a time; infra/BENCH.md). No rule reads them: they change no
+//! answer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};

@@ -2,19 +2,21 @@
 //!
 //! Why: `GET customers/me` is a storefront's most frequent call, and its token check (the
 //! token's parse, its two HMACs, the user's row and its decoding) was 23% of the local server's
-//! CPU under load (`perf record -g`, 2026-11-28, infra/BENCH.md). A storefront sends the same
-//! token again and again.
+//! CPU under load (`perf record -g`; infra/BENCH.md, "Run of 2026-11-28, morning"). A
+//! storefront sends the same token again and again.
 //!
 //! When a kept answer may be used: the store's version ([`Store::version`]) is the one read
 //! before the check read the rows it rests on, so no row has changed since (a revocation, a
 //! role or a password changed, an account locked: any write, by this process or another), and
 //! the token still passes the checks that depend on the time ([`KeySet::still_valid`]: its key
 //! still accepted, not expired). Everything else the check looked at is in the token's bytes,
-//! which are the key. A store that cannot tell its version (DynamoDB) keeps nothing, and every
-//! request is checked in full.
+//! which are the key (kept as their SHA-256: the memo holds no credential). A store that
+//! cannot tell its version (DynamoDB) keeps nothing, and every request is checked in full.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use crate::crypto::jwt::Recheck;
 use crate::crypto::keys::KeySet;
@@ -29,7 +31,12 @@ pub struct TokenMemo<P> {
 
 struct Kept<P> {
     version: Option<StoreVersion>,
-    tokens: HashMap<String, (P, Recheck)>,
+    /// By the token's SHA-256; shared, so that a hit copies its answer outside the lock.
+    tokens: HashMap<[u8; 32], Arc<(P, Recheck)>>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 impl<P: Clone> Default for TokenMemo<P> {
@@ -54,11 +61,15 @@ impl<P: Clone> TokenMemo<P> {
         now: i64,
     ) -> Option<P> {
         let now_version = now_version?;
-        let kept = self.kept.lock().ok()?;
-        if kept.version != Some(now_version) {
-            return None;
-        }
-        let (principal, recheck) = kept.tokens.get(token)?;
+        let key = digest(token);
+        let entry = {
+            let kept = self.kept.lock().ok()?;
+            if kept.version != Some(now_version) {
+                return None;
+            }
+            kept.tokens.get(&key)?.clone()
+        };
+        let (principal, recheck) = entry.as_ref();
         keys.still_valid(recheck, now).then(|| principal.clone())
     }
 
@@ -76,6 +87,8 @@ impl<P: Clone> TokenMemo<P> {
         let Some(version) = version else {
             return;
         };
+        let key = digest(token);
+        let entry = Arc::new((principal, recheck));
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
@@ -86,7 +99,7 @@ impl<P: Clone> TokenMemo<P> {
             kept.version = Some(version);
             kept.tokens.clear();
         }
-        kept.tokens.insert(token.to_owned(), (principal, recheck));
+        kept.tokens.insert(key, entry);
     }
 }
 
@@ -112,10 +125,11 @@ mod tests {
         let token = keys
             .sign_hs256_bound(&json!({"uid": 7, "iat": NOW, "exp": NOW + 3600}), b"user:7")
             .unwrap();
-        let recheck = keys
+        let (_, recheck) = keys
             .peek_hs256::<serde_json::Value>(&token, NOW, 0)
             .unwrap()
-            .recheck();
+            .verify_rechecked(&keys, b"user:7")
+            .unwrap();
         let store = MemoryStore::new();
         write(&store, "a").await;
         Fixture {

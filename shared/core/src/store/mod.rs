@@ -445,7 +445,8 @@ pub const MAX_GET_MANY: usize = 100;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct StoreVersion(pub [u8; STORE_VERSION_LEN]);
 
-/// The length of a [`StoreVersion`].
+/// The length of a [`StoreVersion`]: one copy of SQLite's WAL-index header, the longest any
+/// store gives; a store with less to tell pads with zeros (the memory store's write count).
 pub const STORE_VERSION_LEN: usize = 48;
 
 /// The store port. `now` is passed by the caller (from the Clock port) so that expiry is

@@ -327,7 +327,11 @@ async fn token_principal(
         };
     }
     let now = app.clock.now();
-    // The store's version before any read of this check (see `TokenMemo`).
+    // The store's version before any read of this check (see `TokenMemo`). What the memo
+    // answers for must be all the check below rests on: the token's bytes, the rows it reads
+    // (unchanged while the version is), the clock (checked again on a hit) and the key set
+    // (fixed for the app's life). A new input to this check must be one of those, or the
+    // memo must go.
     let version = app.store.version();
     if let Some(known) = app.magento_tokens.get(&app.keys, version, token, now) {
         return Ok(known);
@@ -345,9 +349,8 @@ async fn token_principal(
     let Some(user) = accounts::get(app.db(), unverified.claims().uid).await? else {
         return Err(refused());
     };
-    let recheck = unverified.recheck();
-    let claims = unverified
-        .verify(&app.keys, &user.token_binding(ACCESS_BINDING))
+    let (claims, recheck) = unverified
+        .verify_rechecked(&app.keys, &user.token_binding(ACCESS_BINDING))
         .map_err(|_| refused())?;
     if !user.active {
         return Err(refused());
