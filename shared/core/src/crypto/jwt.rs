@@ -808,17 +808,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bound_hs256_rotation_keeps_old_tokens_until_publish_until() {
-        let (mut file, keys) = keys();
-        let old = keys.sign_hs256_bound(&claims(), BINDING).unwrap();
+    /// `file` with a new HMAC key active at `NOW`, the old one kept for an hour; its key set.
+    fn rotate_hmac(file: &mut KeySetFile) -> KeySet {
         let rotation = Rotation {
             hmac: true,
             ..Rotation::default()
         };
         file.rotate(&SeededRng::new(3), NOW, &rotation, 3600)
             .unwrap();
-        let rotated = KeySet::from_file(&file).unwrap();
+        KeySet::from_file(file).unwrap()
+    }
+
+    #[test]
+    fn bound_hs256_rotation_keeps_old_tokens_until_publish_until() {
+        let (mut file, keys) = keys();
+        let old = keys.sign_hs256_bound(&claims(), BINDING).unwrap();
+        let rotated = rotate_hmac(&mut file);
         let new = rotated.sign_hs256_bound(&claims(), BINDING).unwrap();
         assert_eq!(segment(&new, 0), br#"{"kid":"2","alg":"HS256"}"#);
         assert!(check::<Claims>(&rotated, &old, NOW, 0, BINDING).is_ok());
@@ -865,13 +870,7 @@ mod tests {
             .unwrap()
             .verify_rechecked(&keys, BINDING)
             .unwrap();
-        let rotation = Rotation {
-            hmac: true,
-            ..Rotation::default()
-        };
-        file.rotate(&SeededRng::new(3), NOW, &rotation, 3600)
-            .unwrap();
-        let rotated = KeySet::from_file(&file).unwrap();
+        let rotated = rotate_hmac(&mut file);
         for (set, now) in [
             (&keys, NOW),
             (&keys, NOW + 7199),

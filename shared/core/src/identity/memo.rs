@@ -141,6 +141,19 @@ mod tests {
         }
     }
 
+    impl Fixture {
+        /// Keeps the fixture's token as speaking for "alice", checked at `version`.
+        fn keep_alice(&self, version: Option<StoreVersion>) {
+            self.memo.keep(
+                &self.store,
+                version,
+                &self.token,
+                "alice".into(),
+                self.recheck.clone(),
+            );
+        }
+    }
+
     async fn write(store: &MemoryStore, value: &str) {
         let mut item = Item::new(Key::new("USER#7", "PROFILE"));
         item.attrs.insert("v".into(), Value::S(value.into()));
@@ -154,13 +167,7 @@ mod tests {
         assert!(version.is_some(), "the memory store tells its version");
         let get = || f.memo.get(&f.keys, f.store.version(), &f.token, NOW + 1);
         assert_eq!(get(), None, "nothing kept yet");
-        f.memo.keep(
-            &f.store,
-            version,
-            &f.token,
-            "alice".into(),
-            f.recheck.clone(),
-        );
+        f.keep_alice(version);
         assert_eq!(get().as_deref(), Some("alice"));
         assert_eq!(
             f.memo
@@ -182,13 +189,7 @@ mod tests {
         let f = fixture().await;
         let before = f.store.version();
         write(&f.store, "b").await;
-        f.memo.keep(
-            &f.store,
-            before,
-            &f.token,
-            "alice".into(),
-            f.recheck.clone(),
-        );
+        f.keep_alice(before);
         assert_eq!(f.memo.get(&f.keys, before, &f.token, NOW + 1), None);
         assert_eq!(
             f.memo.get(&f.keys, f.store.version(), &f.token, NOW + 1),
@@ -200,13 +201,7 @@ mod tests {
     async fn a_kept_token_still_expires() {
         let f = fixture().await;
         let version = f.store.version();
-        f.memo.keep(
-            &f.store,
-            version,
-            &f.token,
-            "alice".into(),
-            f.recheck.clone(),
-        );
+        f.keep_alice(version);
         assert!(f.memo.get(&f.keys, version, &f.token, NOW + 3599).is_some());
         assert_eq!(f.memo.get(&f.keys, version, &f.token, NOW + 3600), None);
     }
@@ -214,8 +209,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_without_a_version_keeps_nothing() {
         let f = fixture().await;
-        f.memo
-            .keep(&f.store, None, &f.token, "alice".into(), f.recheck.clone());
+        f.keep_alice(None);
         assert_eq!(
             f.memo.get(&f.keys, f.store.version(), &f.token, NOW + 1),
             None
