@@ -39,6 +39,14 @@
 //! `LATCHKEY_BENCH_QUICK=1` skips the time budget (shared CI machines time nothing reliably)
 //! and walks 20 times in one batch, none hashed, unless told otherwise.
 //!
+//! The bench runs on mimalloc, the allocator of `latchkey serve`, the one program whose
+//! requests reach the embedded store. On glibc's allocator the walk's first sign-in took twice
+//! its time (own p50 450–630 µs against 200–290, no page faults, no change of CPU) in runs
+//! whose sample vectors were allocated for 600 walks, and not in runs allocated for 200: each
+//! walk drops a whole app and store, and what glibc's bins hold after that depends on the
+//! heap's layout (infra/BENCH.md, "Runs of 2026-11-28, mid-morning"). A server never drops its
+//! app.
+//!
 //! Steps are told apart by their place in the walk, not by route and scenario alone: a
 //! scenario can come twice with different costs (the wizard's `right code: tokens`).
 #![allow(
@@ -55,6 +63,9 @@ use std::time::Duration;
 use latchkey_tests::harness::{Backend, Cost};
 use latchkey_tests::walk::{Measured, budget_row, documented_rows, walk};
 use serde_json::{Value, json};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The budget of a step's own handler time (outside its hash waits and RS256 signatures), at
 /// the 99th percentile.

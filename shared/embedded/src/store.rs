@@ -117,18 +117,51 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "query_only", true)
         .map_err(sql_error)?;
     // Compiled now, which reads the schema: else the first request to read through this
-    // connection pays for both (the flows bench's first sign-in on a fresh store: 250-300 µs
-    // more than the same step later in the walk, infra/BENCH.md).
+    // connection pays for both.
     conn.prepare_cached(READ_ROW).map_err(sql_error)?;
     Ok(conn)
 }
 
+/// A `BEGIN IMMEDIATE` transaction, rolled back when dropped uncommitted. rusqlite's
+/// `Transaction` does the same, but compiles its `BEGIN` and `COMMIT` anew on every write
+/// (`execute_batch`); these are compiled once per connection and kept, which took the SQL
+/// compiler's 4% out of the flows' own handler time (perf, infra/BENCH.md).
+struct Immediate<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Immediate<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Immediate<'_> {
+    fn drop(&mut self) {
+        // SQLite may have rolled back already (a failed COMMIT on a full disk, say).
+        if self.open && !self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut rollback| rollback.execute([]));
+        }
+    }
+}
+
 /// Runs `f` inside `tx` and commits when it returns Ok (dropping `tx` rolls back otherwise).
 fn commit_with<T>(
-    tx: rusqlite::Transaction<'_>,
+    tx: Immediate<'_>,
     f: impl FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let out = f(&mut ConnRows(&tx))?;
+    let out = f(&mut ConnRows(tx.conn))?;
     tx.commit().map_err(sql_error)?;
     Ok(out)
 }
@@ -286,9 +319,9 @@ impl SqliteStore {
         F: FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let _turn = self.turn.lock().await;
-        if let Ok(mut conn) = self.conn.try_lock() {
+        if let Ok(conn) = self.conn.try_lock() {
             conn.busy_timeout(Duration::ZERO).map_err(sql_error)?;
-            match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            match Immediate::begin(&conn) {
                 Ok(tx) => return commit_with(tx, f),
                 Err(e) if is_busy(&e) => {}
                 Err(e) => return Err(sql_error(e)),
@@ -306,11 +339,9 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().map_err(|_| poisoned())?;
+            let conn = conn.lock().map_err(|_| poisoned())?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql_error)?;
+            let tx = Immediate::begin(&conn).map_err(sql_error)?;
             commit_with(tx, f)
         })
         .await
