@@ -40,12 +40,16 @@
 //! and walks 20 times in one batch, none hashed, unless told otherwise.
 //!
 //! The bench runs on mimalloc, the allocator of `latchkey serve`, the one program whose
-//! requests reach the embedded store. On glibc's allocator the walk's first sign-in took twice
-//! its time (own p50 450–630 µs against 200–290, no page faults, no change of CPU) in runs
-//! whose sample vectors were allocated for 600 walks, and not in runs allocated for 200: each
-//! walk drops a whole app and store, and what glibc's bins hold after that depends on the
-//! heap's layout (infra/BENCH.md, "Runs of 2026-11-28, mid-morning"). A server never drops its
-//! app.
+//! requests reach the embedded store (the functions run on DynamoDB). On glibc's allocator one
+//! step, the walk's first sign-in, took twice its time in every run whose per-step sample
+//! vectors (`Step::cheap`) were sized for 600 walks, the default three batches of 200: own p50
+//! 379–697 µs (medians of 100 walks), against 175–314 in runs sized for 200. Nothing else told
+//! the runs apart: no page fault and no change of CPU during the step, and the same binary both
+//! ways. Growing the vectors from 200 in the middle of a run slowed the step from then on. On
+//! mimalloc, in turn with glibc at 3 × 200: 173–297 µs and no step over the budget, against
+//! 424–634 µs and 1 and 6 over. We take it for an effect of the heap's layout: each walk drops a
+//! whole app and store, which a server never does, and what glibc's free lists hold after that
+//! depends on what sits below (infra/BENCH.md, "Runs of 2026-11-28, mid-morning").
 //!
 //! Steps are told apart by their place in the walk, not by route and scenario alone: a
 //! scenario can come twice with different costs (the wizard's `right code: tokens`).

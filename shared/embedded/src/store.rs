@@ -125,7 +125,10 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
 /// A `BEGIN IMMEDIATE` transaction, rolled back when dropped uncommitted. rusqlite's
 /// `Transaction` does the same, but compiles its `BEGIN` and `COMMIT` anew on every write
 /// (`execute_batch`); these are compiled once per connection and kept, which took the SQL
-/// compiler's 4% out of the flows' own handler time (perf, infra/BENCH.md).
+/// compiler's 4% out of the flows' own handler time (infra/BENCH.md, "Runs of 2026-11-28,
+/// mid-morning"). It borrows the connection shared, where rusqlite's takes it `&mut` to rule
+/// out nesting at compile time: only [`SqliteStore::write`] and
+/// [`SqliteStore::write_blocking`] begin one, each on the writer connection it has locked.
 struct Immediate<'c> {
     conn: &'c Connection,
     open: bool,
@@ -133,6 +136,11 @@ struct Immediate<'c> {
 
 impl<'c> Immediate<'c> {
     fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        // A rollback that failed (below, where nothing can be told) would leave the connection
+        // inside that transaction, and every later BEGIN refused: end it first.
+        if !conn.is_autocommit() {
+            conn.prepare_cached("ROLLBACK")?.execute([])?;
+        }
         conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         Ok(Self { conn, open: true })
     }
@@ -145,6 +153,7 @@ impl<'c> Immediate<'c> {
 }
 
 impl Drop for Immediate<'_> {
+    /// Runs on every write that failed, a condition that did not hold included.
     fn drop(&mut self) {
         // SQLite may have rolled back already (a failed COMMIT on a full disk, say).
         if self.open && !self.conn.is_autocommit() {
@@ -690,6 +699,35 @@ mod threads {
         let seen = store.get(&key, 0).await.unwrap().unwrap();
         assert_eq!(seen.attrs.get("n"), Some(&Value::N(2)));
         ticker.abort();
+    }
+
+    /// A write that fails after writing is undone whole: the row is as it was, the write lock
+    /// is free for another process at once, and the next write lands.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_write_failing_after_it_wrote_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.put(item(1), Cond::Always, 0).await.unwrap();
+
+        let failed = store
+            .write(|rows| {
+                rows.write(&item(2))?;
+                Err::<(), _>(StoreError::Failure("refused after writing".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        let key = Key::new("USER#1", "PROFILE");
+        let seen = store.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(1)), "rolled back");
+
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; ROLLBACK")
+            .expect("no transaction of the store holds the write lock");
+        store.put(item(3), Cond::Always, 0).await.unwrap();
+        let seen = store.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(3)));
     }
 
     /// Many writes of this process at once, from tasks on several threads: each lands once,
