@@ -654,15 +654,22 @@ mod threads {
         item
     }
 
+    /// A store in a fresh directory (kept alive by the returned guard), at `path`, holding
+    /// `item(1)`.
+    async fn store_with_one_row() -> (tempfile::TempDir, std::path::PathBuf, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latchkey.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.put(item(1), Cond::Always, 0).await.unwrap();
+        (dir, path, store)
+    }
+
     /// Another process (`latchkey user add`) holding the write lock must not stall the server:
     /// the write that has to wait for it waits on a blocking thread, the async thread keeps
     /// serving (here: a ticking task and a read), and the write lands once the lock is free.
     #[tokio::test(flavor = "current_thread")]
     async fn a_write_waiting_for_another_writer_leaves_the_async_thread_serving() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latchkey.db");
-        let store = SqliteStore::open(&path).unwrap();
-        store.put(item(1), Cond::Always, 0).await.unwrap();
+        let (_dir, path, store) = store_with_one_row().await;
 
         let other = Connection::open(&path).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -705,10 +712,7 @@ mod threads {
     /// is free for another process at once, and the next write lands.
     #[tokio::test(flavor = "current_thread")]
     async fn a_write_failing_after_it_wrote_leaves_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latchkey.db");
-        let store = SqliteStore::open(&path).unwrap();
-        store.put(item(1), Cond::Always, 0).await.unwrap();
+        let (_dir, path, store) = store_with_one_row().await;
 
         let failed = store
             .write(|rows| {
@@ -768,11 +772,8 @@ mod threads {
     /// process: `latchkey user …` revoking a session is seen by the server's next request.
     #[tokio::test]
     async fn a_kept_row_is_read_again_once_another_process_commits() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("latchkey.db");
-        let server = SqliteStore::open(&path).unwrap();
+        let (_dir, path, server) = store_with_one_row().await;
         let other = Key::new("USER#2", "PROFILE");
-        server.put(item(1), Cond::Always, 0).await.unwrap();
         server
             .put(Item::new(other.clone()), Cond::Always, 0)
             .await
