@@ -1,4 +1,4 @@
-//! Rows read outside a write, kept until the database changes.
+//! Rows read, and rows this process wrote, kept until the database changes otherwise.
 //!
 //! Why: `GET customers/me` under load spent 26% of the server's CPU in its one store read
 //! (`perf record --call-graph dwarf`, 2026-11-28, infra/BENCH.md): SQLite's read transaction
@@ -15,6 +15,14 @@
 //! the next request exactly as without the cache. A header read while a commit rewrites it
 //! (its two copies differ) uses and keeps nothing. No crate exposes this check, and SQLite's
 //! own (`PRAGMA data_version`) needs the read transaction it would save.
+//!
+//! A write of this process carries the kept rows over its own commit ([`ReadCache::carry`]):
+//! the header read under the write lock, before the commit, and the header read after it differ
+//! by exactly one in their commit counter (`iChange`, which SQLite adds one to at each commit
+//! and at nothing else) when no other connection committed in between; then every kept row is
+//! as it was but the rows the write changed, which it hands over. The flows read what the step
+//! before wrote: in the walk of every route, reading it back from SQLite was most of each
+//! step's reads (infra/BENCH.md, "Runs of 2026-11-28, late morning").
 //!
 //! What it assumes, and the store checks before making one: the database is in WAL mode, and
 //! the file watched is the `-shm` of SQLite's own name for the database (symbolic links
@@ -39,6 +47,9 @@ const _: () = assert!(HEADER == 2 * STORE_VERSION_LEN);
 const HEADER: usize = 96;
 /// The offset of `isInit` in a copy (after `iVersion`, an unused word and `iChange`).
 const IS_INIT: usize = 12;
+/// The offset of `iChange` in a copy: SQLite adds one to it at every commit, and at nothing
+/// else (`walFrames` in `wal.c`), in the machine's byte order.
+const I_CHANGE: usize = 8;
 /// Rows kept at most; when full, the cache starts again empty (a sign-in storm writes anyway).
 const CAPACITY: usize = 4096;
 
@@ -52,7 +63,18 @@ impl Version {
     pub(crate) fn store_version(&self) -> Option<StoreVersion> {
         self.0.first_chunk().copied().map(StoreVersion)
     }
+
+    /// The commits counter (`iChange`), which wraps.
+    fn commits(&self) -> Option<u32> {
+        self.0
+            .get(I_CHANGE..I_CHANGE + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_ne_bytes)
+    }
 }
+
+/// The rows one write of this process changed, in order (`None`: removed).
+pub(crate) type Changes = Vec<(Key, Option<Item>)>;
 
 pub(crate) struct ReadCache {
     shm: File,
@@ -134,6 +156,40 @@ impl ReadCache {
             kept.rows.clear();
         }
         kept.rows.extend(rows);
+    }
+
+    /// The row at `key` as kept at `version`, if it is: for a write's own reads, made under
+    /// the write lock while `version` is the database's.
+    pub(crate) fn row(&self, version: Version, key: &Key) -> Option<Option<Item>> {
+        let kept = self.kept.lock().ok()?;
+        if kept.version != version {
+            return None;
+        }
+        kept.rows.get(key).cloned()
+    }
+
+    /// Carries the kept rows over a commit of this process: `before` is the version read under
+    /// the write lock, `after` the version read once the commit returned, and `changes` what
+    /// the commit wrote. When `after` counts exactly one commit more than `before`, that commit
+    /// was this one: every kept row not in `changes` is as it was, and the rows in `changes` are
+    /// as written. Any other commit in between (another process's, after this one released the
+    /// lock) and nothing is carried: the kept rows stay under `before`, no longer served.
+    pub(crate) fn carry(&self, before: Version, after: Version, changes: Changes) {
+        let one_commit = before
+            .commits()
+            .zip(after.commits())
+            .is_some_and(|(b, a)| a == b.wrapping_add(1));
+        if !one_commit {
+            return;
+        }
+        let Ok(mut kept) = self.kept.lock() else {
+            return;
+        };
+        if kept.version != before || kept.rows.len() + changes.len() > CAPACITY {
+            kept.rows.clear();
+        }
+        kept.version = after;
+        kept.rows.extend(changes);
     }
 
     #[cfg(test)]
@@ -225,5 +281,50 @@ mod tests {
         cache.keep(before, [(key.clone(), row(1))]);
         assert_eq!(cache.rows(after, &keys), Some(vec![row(2)]));
         assert_eq!(cache.rows(before, &keys), None);
+    }
+
+    /// A write of this process carries the kept rows over its commit only when the counter of
+    /// commits moved by one, its own: any other commit in between and nothing is served.
+    #[test]
+    fn rows_are_carried_over_exactly_one_commit() {
+        let (_dir, db) = shm_with(&header(1, 1));
+        let shm = db.with_file_name("latchkey.db-shm");
+        let cache = ReadCache::open(&db).unwrap();
+        let key = Key::new("USER#1", "PROFILE");
+        let other = Key::new("USER#2", "PROFILE");
+        let at = |change: u8| {
+            std::fs::write(&shm, header(change, 1)).unwrap();
+            cache.version().unwrap()
+        };
+
+        let v1 = at(1);
+        cache.keep(v1, [(key.clone(), row(1)), (other.clone(), row(5))]);
+        let v2 = at(2);
+        cache.carry(v1, v2, vec![(key.clone(), row(2))]);
+        assert_eq!(cache.row(v2, &key), Some(row(2)));
+        assert_eq!(cache.row(v2, &other), Some(row(5)), "unwritten rows stay");
+        assert_eq!(cache.row(v1, &key), None);
+
+        // Another commit came between: the write's own rows are not carried either.
+        let v4 = at(4);
+        cache.carry(v2, v4, vec![(key.clone(), None)]);
+        assert_eq!(cache.row(v4, &key), None);
+
+        // A write that began from a version the cache does not hold keeps only its own rows.
+        let v5 = at(5);
+        cache.carry(v4, v5, vec![(key.clone(), None)]);
+        assert_eq!(cache.row(v5, &key), Some(None));
+        assert_eq!(cache.rows(v5, &[other]), None);
+
+        // The counter wraps.
+        let mut max = header(0, 1);
+        for copy in [0, HEADER / 2] {
+            max[copy + I_CHANGE..copy + I_CHANGE + 4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        }
+        std::fs::write(&shm, max).unwrap();
+        let vmax = cache.version().unwrap();
+        let v0 = at(0);
+        cache.carry(vmax, v0, vec![(key.clone(), row(9))]);
+        assert_eq!(cache.rows(v0, &[key]), Some(vec![row(9)]));
     }
 }

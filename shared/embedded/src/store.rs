@@ -21,7 +21,11 @@
 //!
 //! `get` and `get_many` keep the rows they read until the next commit, from this process or
 //! another: a `GET customers/me` that finds its profile as the last request left it costs no
-//! SQLite read at all (`cache.rs` says how a commit is noticed).
+//! SQLite read at all (`cache.rs` says how a commit is noticed). A write of this process
+//! carries the kept rows over its own commit, with the rows it wrote
+//! ([`ReadCache::carry`](crate::cache::ReadCache)), and reads its own row from them: a step of a
+//! flow finds what the step before wrote without an SQLite read. Another process's commit still
+//! empties the cache.
 //!
 //! Attributes are stored as JSON in DynamoDB's own typed form — `{"S":"x"}`, `{"N":"12"}`,
 //! `{"B":"<base64>"}`, `{"BOOL":true}`, `{"L":[...]}` — so an exported row reads like a
@@ -38,9 +42,10 @@ use latchkey_core::store::{
     Attrs, Cond, Item, Key, Store, StoreError, StoreVersion, TxOp, Update, Value, validate_keys,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use serde_json::{Map, Value as Json, json};
+#[cfg(test)]
+use serde_json::Value as Json;
 
-use crate::cache::ReadCache;
+use crate::cache::{Changes, ReadCache, Version};
 
 const SCHEMA_VERSION: i64 = 1;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -166,12 +171,26 @@ impl Drop for Immediate<'_> {
 }
 
 /// Runs `f` inside `tx` and commits when it returns Ok (dropping `tx` rolls back otherwise).
+///
+/// With a cache, `f` reads the rows it keeps, and the commit carries them over with what `f`
+/// wrote ([`ReadCache::carry`]): the next request finds the rows this one left without reading
+/// SQLite. The version the write began from is read here, under the write lock, where no other
+/// connection can commit.
 fn commit_with<T>(
+    cache: Option<&ReadCache>,
     tx: Immediate<'_>,
     f: impl FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let out = f(&mut ConnRows(tx.conn))?;
+    let before = cache.and_then(|cache| cache.version().map(|version| (cache, version)));
+    let mut rows = ConnRows::writing(tx.conn, before);
+    let out = f(&mut rows)?;
+    let changes = rows.changes;
     tx.commit().map_err(sql_error)?;
+    if let (Some((cache, before)), Some(changes)) = (before, changes)
+        && let Some(after) = cache.version()
+    {
+        cache.carry(before, after, changes);
+    }
     Ok(out)
 }
 
@@ -198,6 +217,10 @@ impl SqliteStore {
             .map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", "OFF")
             .map_err(sql_error)?;
+        if let Ok(n) = std::env::var("LK_EXP_CKPT") {
+            conn.pragma_update(None, "wal_autocheckpoint", n.parse::<i64>().unwrap_or(1000))
+                .map_err(sql_error)?;
+        }
         let mut conn = conn;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -284,7 +307,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.read(|conn| {
             let tx = conn.transaction().map_err(sql_error)?;
-            f(&mut ConnRows(&tx))
+            f(&mut ConnRows::reading(&tx))
         })
     }
 
@@ -331,7 +354,7 @@ impl SqliteStore {
         if let Ok(conn) = self.conn.try_lock() {
             conn.busy_timeout(Duration::ZERO).map_err(sql_error)?;
             match Immediate::begin(&conn) {
-                Ok(tx) => return commit_with(tx, f),
+                Ok(tx) => return commit_with(self.cache.as_deref(), tx, f),
                 Err(e) if is_busy(&e) => {}
                 Err(e) => return Err(sql_error(e)),
             }
@@ -347,11 +370,12 @@ impl SqliteStore {
         F: FnOnce(&mut ConnRows<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let cache = self.cache.clone();
         tokio::task::spawn_blocking(move || {
             let conn = conn.lock().map_err(|_| poisoned())?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_error)?;
             let tx = Immediate::begin(&conn).map_err(sql_error)?;
-            commit_with(tx, f)
+            commit_with(cache.as_deref(), tx, f)
         })
         .await
         .map_err(|_| StoreError::Failure("store task failed".into()))?
@@ -361,7 +385,7 @@ impl SqliteStore {
     /// a blocking thread: a sweep may delete many rows, too long a write for an async thread.
     pub async fn sweep_expired(&self, now: i64) -> Result<usize, StoreError> {
         self.write_blocking(move |rows| {
-            rows.0
+            rows.untracked()
                 .execute(
                     "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1",
                     params![now],
@@ -372,13 +396,47 @@ impl SqliteStore {
     }
 }
 
-fn encode_value(v: &Value) -> Json {
-    match v {
-        Value::S(s) => json!({ "S": s }),
-        Value::N(n) => json!({ "N": n.to_string() }),
-        Value::B(b) => json!({ "B": base64::engine::general_purpose::STANDARD.encode(b) }),
-        Value::Bool(b) => json!({ "BOOL": b }),
-        Value::L(l) => json!({ "L": l.iter().map(encode_value).collect::<Vec<_>>() }),
+/// An attribute written as DynamoDB's typed JSON, straight into the row's text. serde_json's
+/// `json!` tree, built for every value and then printed, cost a store write more than SQLite's
+/// own statements did (`BENCH.md`, "Runs of 2026-11-28, late morning").
+struct TypedRef<'a>(&'a Value);
+
+impl serde::Serialize for TypedRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        match self.0 {
+            Value::S(v) => map.serialize_entry("S", v)?,
+            Value::N(n) => map.serialize_entry("N", &Text(n))?,
+            Value::B(b) => map.serialize_entry(
+                "B",
+                &Text(base64::display::Base64Display::new(
+                    b,
+                    &base64::engine::general_purpose::STANDARD,
+                )),
+            )?,
+            Value::Bool(b) => map.serialize_entry("BOOL", b)?,
+            Value::L(l) => map.serialize_entry("L", &TypedList(l))?,
+        }
+        map.end()
+    }
+}
+
+/// A JSON string written from its `Display` (a number's decimal digits, as DynamoDB gives
+/// numbers; bytes in base64), without a `String` in between.
+struct Text<T>(T);
+
+impl<T: std::fmt::Display> serde::Serialize for Text<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+struct TypedList<'a>(&'a [Value]);
+
+impl serde::Serialize for TypedList<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(TypedRef))
     }
 }
 
@@ -417,12 +475,18 @@ fn decode_value(j: &Json) -> Option<Value> {
         .into_value()
 }
 
+/// A row's attributes, by name (an [`Attrs`] map is ordered, as serde_json's own map is).
+struct TypedAttrs<'a>(&'a Attrs);
+
+impl serde::Serialize for TypedAttrs<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, TypedRef(v))))
+    }
+}
+
 fn encode_attrs(attrs: &Attrs) -> Result<String, StoreError> {
-    let map: Map<String, Json> = attrs
-        .iter()
-        .map(|(k, v)| (k.clone(), encode_value(v)))
-        .collect();
-    serde_json::to_string(&map).map_err(|e| StoreError::Failure(format!("encoding item: {e}")))
+    serde_json::to_string(&TypedAttrs(attrs))
+        .map_err(|e| StoreError::Failure(format!("encoding item: {e}")))
 }
 
 fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, StoreError> {
@@ -443,7 +507,46 @@ fn decode_row(key: Key, attrs: &str, expires_at: Option<i64>) -> Result<Item, St
 
 /// The rows seen through one connection (inside a transaction, or one statement on its own),
 /// for the shared [`engine`]. Statements are prepared once per connection and cached.
-struct ConnRows<'a>(&'a Connection);
+struct ConnRows<'a> {
+    conn: &'a Connection,
+    /// Inside a write: the cache, and the version the write began from, whose kept rows are
+    /// the rows as they stand.
+    kept: Option<(&'a ReadCache, Version)>,
+    /// Inside a write: every row written or removed (`None`: removed), in order; `None` once
+    /// the connection was used directly ([`ConnRows::untracked`]).
+    changes: Option<Changes>,
+}
+
+impl<'a> ConnRows<'a> {
+    fn reading(conn: &'a Connection) -> Self {
+        Self {
+            conn,
+            kept: None,
+            changes: None,
+        }
+    }
+
+    fn writing(conn: &'a Connection, kept: Option<(&'a ReadCache, Version)>) -> Self {
+        Self {
+            conn,
+            kept,
+            changes: Some(Vec::new()),
+        }
+    }
+
+    /// The connection itself, for a statement the engine does not make (the sweep): what it
+    /// changes is not known row by row, so the cache starts again after it.
+    fn untracked(&mut self) -> &'a Connection {
+        self.changes = None;
+        self.conn
+    }
+
+    fn changed(&mut self, key: &Key, row: Option<&Item>) {
+        if let Some(changes) = &mut self.changes {
+            changes.push((key.clone(), row.cloned()));
+        }
+    }
+}
 
 /// Rows already read, for the engine's reads (`get`, `get_many`). Each is handed over once
 /// (no copy); a key read twice, or not read at all, is a failure rather than a wrong answer.
@@ -490,12 +593,17 @@ fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
 
 impl Rows for ConnRows<'_> {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
-        read_row(self.0, key)
+        if let Some((cache, version)) = self.kept
+            && let Some(row) = cache.row(version, key)
+        {
+            return Ok(row);
+        }
+        read_row(self.conn, key)
     }
 
     fn write(&mut self, item: &Item) -> Result<(), StoreError> {
         let attrs = encode_attrs(&item.attrs)?;
-        self.0
+        self.conn
             .prepare_cached(
                 "INSERT INTO items (pk, sk, attrs, expires_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (pk, sk) DO UPDATE SET attrs = excluded.attrs, expires_at = excluded.expires_at",
@@ -503,15 +611,17 @@ impl Rows for ConnRows<'_> {
             .map_err(sql_error)?
             .execute(params![item.key.pk, item.key.sk, attrs, item.expires_at])
             .map_err(sql_error)?;
+        self.changed(&item.key, Some(item));
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
-        self.0
+        self.conn
             .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
             .map_err(sql_error)?
             .execute(params![key.pk, key.sk])
             .map_err(sql_error)?;
+        self.changed(key, None);
         Ok(())
     }
 }
@@ -620,6 +730,8 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -632,9 +744,32 @@ mod tests {
             Value::Bool(false),
             Value::L(vec![]),
         ]);
-        assert_eq!(decode_value(&encode_value(&v)), Some(v));
-        assert_eq!(encode_value(&Value::N(12)), json!({"N": "12"}));
+        let encoded = serde_json::to_value(TypedRef(&v)).unwrap();
+        assert_eq!(decode_value(&encoded), Some(v));
+        assert_eq!(
+            serde_json::to_value(TypedRef(&Value::N(12))).unwrap(),
+            json!({"N": "12"})
+        );
         assert_eq!(decode_value(&json!({"X": 1})), None);
+    }
+
+    /// Rows written before the direct encoder read the same: the text is DynamoDB's typed
+    /// JSON, names in order, as `json!` trees printed it.
+    #[test]
+    fn a_row_is_written_as_dynamodb_typed_json() {
+        let mut attrs = Attrs::new();
+        attrs.insert("z".into(), Value::S("a \"quoted\" \u{e9}\n".into()));
+        attrs.insert("b".into(), Value::B(vec![0, 1, 254, 255]));
+        attrs.insert("n".into(), Value::N(-42));
+        attrs.insert("ok".into(), Value::Bool(true));
+        attrs.insert(
+            "l".into(),
+            Value::L(vec![Value::N(7), Value::L(vec![Value::S("x".into())])]),
+        );
+        assert_eq!(
+            encode_attrs(&attrs).unwrap(),
+            r#"{"b":{"B":"AAH+/w=="},"l":{"L":[{"N":"7"},{"L":[{"S":"x"}]}]},"n":{"N":"-42"},"ok":{"BOOL":true},"z":{"S":"a \"quoted\" é\n"}}"#
+        );
     }
 }
 
@@ -768,8 +903,9 @@ mod threads {
         assert_eq!(seen.attrs.get("n"), Some(&Value::N(320)));
     }
 
-    /// A row kept by the cache is served again only until the next commit, from whichever
-    /// process: `latchkey user …` revoking a session is seen by the server's next request.
+    /// A row kept by the cache is served again only until another connection commits, from
+    /// whichever process: `latchkey user …` revoking a session is seen by the server's next
+    /// request. The server's own writes leave their rows in the cache, as written.
     #[tokio::test]
     async fn a_kept_row_is_read_again_once_another_process_commits() {
         let (_dir, path, server) = store_with_one_row().await;
@@ -784,14 +920,11 @@ mod threads {
         let n = |item: Option<Item>| item.and_then(|i| i.attrs.get("n").cloned());
 
         assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(1)));
-        server.get_many(&both, 0).await.unwrap();
-        assert_eq!(cache.hits(), 0, "first reads go to SQLite");
-        assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(1)));
         assert_eq!(
             n(server.get_many(&both, 0).await.unwrap().remove(0)),
             Some(Value::N(1))
         );
-        assert_eq!(cache.hits(), 2, "unchanged rows come from the cache");
+        assert_eq!(cache.hits(), 2, "rows this store wrote come from the cache");
 
         // A second store on the same file commits, as the CLI does from its own process
         // (a second store here shares this process's SQLite state: `serve.rs` has the test
@@ -804,17 +937,53 @@ mod threads {
         assert_eq!(
             cache.hits(),
             2,
-            "no read after a commit is served from the cache"
+            "no read after another store's commit is served from the cache"
         );
+
+        // The server writes another row after the CLI's commit: what the cache kept before
+        // that commit is not carried over the server's own.
+        let third = Key::new("USER#3", "PROFILE");
+        cli.put(item(4), Cond::Always, 0).await.unwrap();
+        server
+            .put(Item::new(third.clone()), Cond::Always, 0)
+            .await
+            .unwrap();
+        assert_eq!(n(server.get(&key, 0).await.unwrap()), Some(Value::N(4)));
+        assert_eq!(cache.hits(), 2);
         drop(cli);
 
-        // This process's own commits count alike, and a kept row still expires on time.
+        // A row the server writes is served as written, and still expires on time.
         let mut expiring = item(3);
         expiring.expires_at = Some(100);
         server.put(expiring, Cond::Always, 0).await.unwrap();
         assert_eq!(n(server.get(&key, 99).await.unwrap()), Some(Value::N(3)));
         assert_eq!(server.get(&key, 100).await.unwrap(), None);
-        assert_eq!(cache.hits(), 3);
+        server.delete(&third, Cond::Always, 0).await.unwrap();
+        assert_eq!(server.get(&third, 0).await.unwrap(), None);
+        assert_eq!(cache.hits(), 5);
+    }
+
+    /// A write's own read of a row comes from the cache when it holds the row as it stands,
+    /// and the write still checks its condition against it.
+    #[tokio::test]
+    async fn a_write_reads_its_row_from_the_cache_and_checks_it() {
+        let (_dir, path, server) = store_with_one_row().await;
+        let key = item(1).key;
+        let cli = SqliteStore::open(&path).unwrap();
+        cli.put(item(7), Cond::Always, 0).await.unwrap();
+        // Kept after the CLI's commit, as SQLite has it.
+        server.get(&key, 0).await.unwrap();
+        let refused = server
+            .put(item(8), Cond::eq("n", Value::N(1)), 0)
+            .await
+            .unwrap_err();
+        assert!(refused.is_condition_failed());
+        server
+            .put(item(8), Cond::eq("n", Value::N(7)), 0)
+            .await
+            .unwrap();
+        let seen = cli.get(&key, 0).await.unwrap().unwrap();
+        assert_eq!(seen.attrs.get("n"), Some(&Value::N(8)));
     }
 
     /// Opened through a symbolic link, the store watches the `-shm` SQLite uses (beside the
