@@ -75,7 +75,10 @@ pub fn png(data: &str) -> Result<Vec<u8>, CryptoError> {
     let mut encoder = png::Encoder::new(&mut out, side, side);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::One);
-    encoder.set_compression(png::Compression::Fast);
+    // `Fastest`: fdeflate's fast mode, as `Fast` is, with every row filtered "up" where `Fast`
+    // tries all five filters a row. Rows repeat six times here, so "up" makes them zeros: the
+    // image 3,296 bytes against 3,243, in 40 µs against 60 (release, beside a build).
+    encoder.set_compression(png::Compression::Fastest);
     let failure = |e: png::EncodingError| CryptoError::Failure(format!("PNG: {e}"));
     let mut writer = encoder.write_header().map_err(failure)?;
     writer.write_image_data(&pixels).map_err(failure)?;
