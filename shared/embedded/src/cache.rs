@@ -16,13 +16,16 @@
 //! (its two copies differ) uses and keeps nothing. No crate exposes this check, and SQLite's
 //! own (`PRAGMA data_version`) needs the read transaction it would save.
 //!
-//! A write of this process carries the kept rows over its own commit ([`ReadCache::carry`]):
-//! the header read under the write lock, before the commit, and the header read after it differ
-//! by exactly one in their commit counter (`iChange`, which SQLite adds one to at each commit
-//! and at nothing else) when no other connection committed in between; then every kept row is
-//! as it was but the rows the write changed, which it hands over. The flows read what the step
-//! before wrote: in the walk of every route, reading it back from SQLite was most of each
-//! step's reads (infra/BENCH.md, "Runs of 2026-11-28, late morning").
+//! A write of this process carries the kept rows over its own commit ([`ReadCache::carry`]).
+//! Say one step of a flow writes the flow's row and the next step reads it: without the carry,
+//! that read finds the header changed and goes to SQLite, and so did most reads of the walk of
+//! every route. SQLite adds one to the header's commit counter (`iChange`) at each commit that
+//! writes to the WAL, and at nothing else (`walFrames` in `wal.c`); a transaction that changed
+//! no page commits without writing, and without counting. So the store carries only over a
+//! write that changed rows, and only when the header read under the write lock, before the
+//! commit, and the header read after it differ by exactly one in that counter: then no other
+//! connection committed in between, every kept row is as it was, and the rows the write changed
+//! are as it hands them over (infra/BENCH.md, "Runs of 2026-11-28, late morning").
 //!
 //! What it assumes, and the store checks before making one: the database is in WAL mode, and
 //! the file watched is the `-shm` of SQLite's own name for the database (symbolic links
@@ -47,8 +50,8 @@ const _: () = assert!(HEADER == 2 * STORE_VERSION_LEN);
 const HEADER: usize = 96;
 /// The offset of `isInit` in a copy (after `iVersion`, an unused word and `iChange`).
 const IS_INIT: usize = 12;
-/// The offset of `iChange` in a copy: SQLite adds one to it at every commit, and at nothing
-/// else (`walFrames` in `wal.c`), in the machine's byte order.
+/// The offset of `iChange` in a copy: SQLite adds one to it at every commit that writes to the
+/// WAL, and at nothing else (`walFrames` in `wal.c`), in the machine's byte order.
 const I_CHANGE: usize = 8;
 /// Rows kept at most; when full, the cache starts again empty (a sign-in storm writes anyway).
 const CAPACITY: usize = 4096;
@@ -159,21 +162,27 @@ impl ReadCache {
     }
 
     /// The row at `key` as kept at `version`, if it is: for a write's own reads, made under
-    /// the write lock while `version` is the database's.
+    /// the write lock while `version` is the database's, of rows it has not written yet.
     pub(crate) fn row(&self, version: Version, key: &Key) -> Option<Option<Item>> {
         let kept = self.kept.lock().ok()?;
         if kept.version != version {
             return None;
         }
-        kept.rows.get(key).cloned()
+        let row = kept.rows.get(key).cloned();
+        #[cfg(test)]
+        if row.is_some() {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        row
     }
 
     /// Carries the kept rows over a commit of this process: `before` is the version read under
-    /// the write lock, `after` the version read once the commit returned, and `changes` what
-    /// the commit wrote. When `after` counts exactly one commit more than `before`, that commit
-    /// was this one: every kept row not in `changes` is as it was, and the rows in `changes` are
-    /// as written. Any other commit in between (another process's, after this one released the
-    /// lock) and nothing is carried: the kept rows stay under `before`, no longer served.
+    /// the write lock, `after` the version read once the commit returned, and `changes` the
+    /// rows the commit changed, never none (a commit that changed nothing counts no commit).
+    /// When `after` counts exactly one commit more than `before`, that commit was this one:
+    /// every kept row not in `changes` is as it was, and the rows in `changes` are as written.
+    /// Any other commit in between (another process's, after this one released the lock) and
+    /// nothing is carried: the kept rows stay under `before`, no longer served.
     pub(crate) fn carry(&self, before: Version, after: Version, changes: Changes) {
         let one_commit = before
             .commits()
@@ -185,7 +194,7 @@ impl ReadCache {
         let Ok(mut kept) = self.kept.lock() else {
             return;
         };
-        if kept.version != before || kept.rows.len() + changes.len() > CAPACITY {
+        if kept.version != before || kept.rows.len() >= CAPACITY {
             kept.rows.clear();
         }
         kept.version = after;
@@ -213,7 +222,7 @@ mod tests {
 
     fn header(change: u8, init: u8) -> [u8; HEADER] {
         let mut copy = [0u8; HEADER / 2];
-        copy[8] = change;
+        copy[I_CHANGE..I_CHANGE + 4].copy_from_slice(&u32::from(change).to_ne_bytes());
         copy[IS_INIT] = init;
         let mut header = [0u8; HEADER];
         header[..HEADER / 2].copy_from_slice(&copy);

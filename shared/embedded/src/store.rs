@@ -22,10 +22,10 @@
 //! `get` and `get_many` keep the rows they read until the next commit, from this process or
 //! another: a `GET customers/me` that finds its profile as the last request left it costs no
 //! SQLite read at all (`cache.rs` says how a commit is noticed). A write of this process
-//! carries the kept rows over its own commit, with the rows it wrote
-//! ([`ReadCache::carry`](crate::cache::ReadCache)), and reads its own row from them: a step of a
-//! flow finds what the step before wrote without an SQLite read. Another process's commit still
-//! empties the cache.
+//! carries the kept rows over its own commit, with the rows it wrote, and reads its own row from
+//! them: when one step of a flow writes the flow's row, the next step's `get` finds it without
+//! an SQLite read. A commit made through any other connection (another process's, or another
+//! store's in this one) still leaves every kept row unserved.
 //!
 //! Attributes are stored as JSON in DynamoDB's own typed form — `{"S":"x"}`, `{"N":"12"}`,
 //! `{"B":"<base64>"}`, `{"BOOL":true}`, `{"L":[...]}` — so an exported row reads like a
@@ -60,7 +60,7 @@ pub struct SqliteStore {
     turn: Arc<tokio::sync::Mutex<()>>,
     /// Read-only connections, one per core: reads run on the caller's thread on a free one.
     readers: Arc<[Mutex<Connection>]>,
-    /// Rows of `get` and `get_many`, kept until the next commit (see [`ReadCache`]).
+    /// Rows read and rows written, kept until another connection commits (see [`ReadCache`]).
     cache: Option<Arc<ReadCache>>,
 }
 
@@ -172,10 +172,11 @@ impl Drop for Immediate<'_> {
 
 /// Runs `f` inside `tx` and commits when it returns Ok (dropping `tx` rolls back otherwise).
 ///
-/// With a cache, `f` reads the rows it keeps, and the commit carries them over with what `f`
-/// wrote ([`ReadCache::carry`]): the next request finds the rows this one left without reading
-/// SQLite. The version the write began from is read here, under the write lock, where no other
-/// connection can commit.
+/// With a cache, `f`'s reads come from it when it holds the row at the version the write began
+/// from, and a commit that changed rows carries the kept rows over with them
+/// ([`ReadCache::carry`]): the next request finds the rows this one left without reading
+/// SQLite. That version is read here, under the write lock, where no other connection can
+/// commit.
 fn commit_with<T>(
     cache: Option<&ReadCache>,
     tx: Immediate<'_>,
@@ -184,7 +185,7 @@ fn commit_with<T>(
     let before = cache.and_then(|cache| cache.version().map(|version| (cache, version)));
     let mut rows = ConnRows::writing(tx.conn, before);
     let out = f(&mut rows)?;
-    let changes = rows.changes;
+    let changes = rows.changes();
     tx.commit().map_err(sql_error)?;
     if let (Some((cache, before)), Some(changes)) = (before, changes)
         && let Some(after) = cache.version()
@@ -217,10 +218,6 @@ impl SqliteStore {
             .map_err(sql_error)?;
         conn.pragma_update(None, "foreign_keys", "OFF")
             .map_err(sql_error)?;
-        if let Ok(n) = std::env::var("LK_EXP_CKPT") {
-            conn.pragma_update(None, "wal_autocheckpoint", n.parse::<i64>().unwrap_or(1000))
-                .map_err(sql_error)?;
-        }
         let mut conn = conn;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -512,9 +509,17 @@ struct ConnRows<'a> {
     /// Inside a write: the cache, and the version the write began from, whose kept rows are
     /// the rows as they stand.
     kept: Option<(&'a ReadCache, Version)>,
-    /// Inside a write: every row written or removed (`None`: removed), in order; `None` once
-    /// the connection was used directly ([`ConnRows::untracked`]).
-    changes: Option<Changes>,
+    /// Inside a write: every row it read or wrote, as the transaction now has it; `None` when
+    /// reading, and once the connection was used directly ([`ConnRows::untracked`]).
+    touched: Option<Vec<Touched>>,
+}
+
+/// A row a write read or wrote: as it stands inside the transaction, and whether the write
+/// changed its bytes.
+struct Touched {
+    key: Key,
+    row: Option<Item>,
+    changed: bool,
 }
 
 impl<'a> ConnRows<'a> {
@@ -522,7 +527,7 @@ impl<'a> ConnRows<'a> {
         Self {
             conn,
             kept: None,
-            changes: None,
+            touched: None,
         }
     }
 
@@ -530,21 +535,45 @@ impl<'a> ConnRows<'a> {
         Self {
             conn,
             kept,
-            changes: Some(Vec::new()),
+            touched: Some(Vec::new()),
         }
     }
 
     /// The connection itself, for a statement the engine does not make (the sweep): what it
-    /// changes is not known row by row, so the cache starts again after it.
+    /// changes is not known row by row, so nothing is carried over its commit.
     fn untracked(&mut self) -> &'a Connection {
-        self.changes = None;
+        self.touched = None;
         self.conn
     }
 
-    fn changed(&mut self, key: &Key, row: Option<&Item>) {
-        if let Some(changes) = &mut self.changes {
-            changes.push((key.clone(), row.cloned()));
+    fn touched(&mut self, key: &Key) -> Option<&mut Touched> {
+        self.touched.as_mut()?.iter_mut().find(|t| &t.key == key)
+    }
+
+    /// Notes what the write made of the row at `key`.
+    fn note(&mut self, key: &Key, row: Option<&Item>, changed: bool) {
+        if let Some(touched) = self.touched(key) {
+            touched.row = row.cloned();
+            touched.changed |= changed;
+        } else if let Some(all) = &mut self.touched {
+            all.push(Touched {
+                key: key.clone(),
+                row: row.cloned(),
+                changed,
+            });
         }
+    }
+
+    /// The rows the write changed, for [`ReadCache::carry`]: `None` when it changed none (its
+    /// commit then writes nothing to the WAL, and moves no counter) or when it is not known.
+    fn changes(self) -> Option<Changes> {
+        let changes: Changes = self
+            .touched?
+            .into_iter()
+            .filter(|t| t.changed)
+            .map(|t| (t.key, t.row))
+            .collect();
+        (!changes.is_empty()).then_some(changes)
     }
 }
 
@@ -593,15 +622,29 @@ fn read_row(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
 
 impl Rows for ConnRows<'_> {
     fn read(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
-        if let Some((cache, version)) = self.kept
-            && let Some(row) = cache.row(version, key)
-        {
-            return Ok(row);
+        if let Some(touched) = self.touched(key) {
+            return Ok(touched.row.clone());
         }
-        read_row(self.conn, key)
+        let row = match self
+            .kept
+            .and_then(|(cache, version)| cache.row(version, key))
+        {
+            Some(row) => row,
+            None => read_row(self.conn, key)?,
+        };
+        self.note(key, row.as_ref(), false);
+        Ok(row)
     }
 
     fn write(&mut self, item: &Item) -> Result<(), StoreError> {
+        // The row as it stands, byte for byte: SQLite would change no page, and the commit
+        // would write nothing to the WAL (see `ConnRows::changes`).
+        if self
+            .touched(&item.key)
+            .is_some_and(|t| t.row.as_ref() == Some(item))
+        {
+            return Ok(());
+        }
         let attrs = encode_attrs(&item.attrs)?;
         self.conn
             .prepare_cached(
@@ -611,17 +654,18 @@ impl Rows for ConnRows<'_> {
             .map_err(sql_error)?
             .execute(params![item.key.pk, item.key.sk, attrs, item.expires_at])
             .map_err(sql_error)?;
-        self.changed(&item.key, Some(item));
+        self.note(&item.key, Some(item), true);
         Ok(())
     }
 
     fn remove(&mut self, key: &Key) -> Result<(), StoreError> {
-        self.conn
+        let removed = self
+            .conn
             .prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
             .map_err(sql_error)?
             .execute(params![key.pk, key.sk])
             .map_err(sql_error)?;
-        self.changed(key, None);
+        self.note(key, None, removed > 0);
         Ok(())
     }
 }
@@ -960,30 +1004,97 @@ mod threads {
         assert_eq!(server.get(&key, 100).await.unwrap(), None);
         server.delete(&third, Cond::Always, 0).await.unwrap();
         assert_eq!(server.get(&third, 0).await.unwrap(), None);
-        assert_eq!(cache.hits(), 5);
+        assert_eq!(
+            cache.hits(),
+            7,
+            "the three gets, and both writes' reads of their own rows, from the cache"
+        );
     }
 
-    /// A write's own read of a row comes from the cache when it holds the row as it stands,
-    /// and the write still checks its condition against it.
+    /// A write's own read of a row comes from the cache when it holds the row at the version
+    /// the write began from, and only then: after another store's commit, the write reads
+    /// SQLite, and checks its condition against the row as it now stands.
     #[tokio::test]
-    async fn a_write_reads_its_row_from_the_cache_and_checks_it() {
+    async fn a_write_reads_its_row_from_the_cache_only_at_its_version() {
         let (_dir, path, server) = store_with_one_row().await;
         let key = item(1).key;
+        let cache = server.cache.clone().expect("a WAL database has a cache");
+
+        server
+            .put(item(2), Cond::eq("n", Value::N(1)), 0)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.hits(),
+            1,
+            "the row the server wrote, read from the cache"
+        );
+
+        // The CLI commits: the server's cache still holds n = 2, under the old version.
         let cli = SqliteStore::open(&path).unwrap();
         cli.put(item(7), Cond::Always, 0).await.unwrap();
-        // Kept after the CLI's commit, as SQLite has it.
-        server.get(&key, 0).await.unwrap();
         let refused = server
-            .put(item(8), Cond::eq("n", Value::N(1)), 0)
+            .put(item(8), Cond::eq("n", Value::N(2)), 0)
             .await
             .unwrap_err();
-        assert!(refused.is_condition_failed());
+        assert!(refused.is_condition_failed(), "the row is 7 now, not 2");
         server
             .put(item(8), Cond::eq("n", Value::N(7)), 0)
             .await
             .unwrap();
+        assert_eq!(cache.hits(), 1);
         let seen = cli.get(&key, 0).await.unwrap().unwrap();
         assert_eq!(seen.attrs.get("n"), Some(&Value::N(8)));
+    }
+
+    /// A write that changes no row commits without writing to the WAL, and SQLite's counter of
+    /// commits does not move: such a write must hand the cache nothing to carry, or another
+    /// process's commit just after it would pass for its own (and a row that process changed,
+    /// a revoked session, would be served as it was).
+    #[test]
+    fn a_write_that_changes_nothing_hands_over_no_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("latchkey.db")).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let changes = |f: &dyn Fn(&mut ConnRows<'_>) -> Result<(), StoreError>| {
+            let tx = Immediate::begin(&conn).unwrap();
+            let mut rows = ConnRows::writing(tx.conn, None);
+            f(&mut rows).unwrap();
+            let changes = rows.changes();
+            tx.commit().unwrap();
+            changes
+        };
+        let absent = Key::new("USER#9", "PROFILE");
+
+        let written = changes(&|rows| engine::put(rows, &item(1), &Cond::Always, 0));
+        assert_eq!(written, Some(vec![(item(1).key, Some(item(1)))]));
+        assert_eq!(
+            changes(&|rows| engine::put(rows, &item(1), &Cond::Always, 0)),
+            None,
+            "the row as it stands"
+        );
+        assert_eq!(
+            changes(&|rows| engine::delete(rows, &absent, &Cond::Always, 0).map(drop)),
+            None,
+            "no row to delete"
+        );
+        let check = TxOp::Check {
+            key: item(1).key,
+            cond: Cond::Exists,
+        };
+        assert_eq!(
+            changes(&|rows| engine::transact(rows, std::slice::from_ref(&check), 0)),
+            None,
+            "a check alone"
+        );
+        assert_eq!(
+            changes(&|rows| engine::put(rows, &item(2), &Cond::Always, 0)),
+            Some(vec![(item(2).key, Some(item(2)))])
+        );
+        assert_eq!(
+            changes(&|rows| engine::delete(rows, &item(2).key, &Cond::Always, 0).map(drop)),
+            Some(vec![(item(2).key, None)])
+        );
     }
 
     /// Opened through a symbolic link, the store watches the `-shm` SQLite uses (beside the
