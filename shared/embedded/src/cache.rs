@@ -121,19 +121,30 @@ impl ReadCache {
         (first == second && initialised).then_some(Version(header))
     }
 
-    /// The rows at `keys` as kept at `version`, if every one of them is.
-    pub(crate) fn rows(&self, version: Version, keys: &[Key]) -> Option<Vec<Option<Item>>> {
+    /// What `find` finds among the rows kept at `version`: `None` when the cache holds
+    /// another version's rows, or `find` finds nothing.
+    fn served<T>(
+        &self,
+        version: Version,
+        find: impl FnOnce(&HashMap<Key, Option<Item>>) -> Option<T>,
+    ) -> Option<T> {
         let kept = self.kept.lock().ok()?;
         if kept.version != version {
             return None;
         }
-        let rows = keys
-            .iter()
-            .map(|key| kept.rows.get(key).cloned())
-            .collect::<Option<Vec<_>>>()?;
+        let found = find(&kept.rows);
         #[cfg(test)]
-        self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(rows)
+        if found.is_some() {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        found
+    }
+
+    /// The rows at `keys` as kept at `version`, if every one of them is.
+    pub(crate) fn rows(&self, version: Version, keys: &[Key]) -> Option<Vec<Option<Item>>> {
+        self.served(version, |rows| {
+            keys.iter().map(|key| rows.get(key).cloned()).collect()
+        })
     }
 
     /// Keeps rows read after the header was at `version`. Rows of an older version are
@@ -164,16 +175,7 @@ impl ReadCache {
     /// The row at `key` as kept at `version`, if it is: for a write's own reads, made under
     /// the write lock while `version` is the database's, of rows it has not written yet.
     pub(crate) fn row(&self, version: Version, key: &Key) -> Option<Option<Item>> {
-        let kept = self.kept.lock().ok()?;
-        if kept.version != version {
-            return None;
-        }
-        let row = kept.rows.get(key).cloned();
-        #[cfg(test)]
-        if row.is_some() {
-            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        row
+        self.served(version, |rows| rows.get(key).cloned())
     }
 
     /// Carries the kept rows over a commit of this process: `before` is the version read under
@@ -230,6 +232,13 @@ mod tests {
         header
     }
 
+    /// A cache over an index whose header counts one commit, and the `-shm` file to rewrite.
+    fn cache_after_one_commit() -> (tempfile::TempDir, std::path::PathBuf, ReadCache) {
+        let (dir, db) = shm_with(&header(1, 1));
+        let cache = ReadCache::open(&db).unwrap();
+        (dir, db.with_file_name("latchkey.db-shm"), cache)
+    }
+
     fn row(n: i64) -> Option<Item> {
         let mut item = Item::new(Key::new("USER#1", "PROFILE"));
         item.attrs
@@ -265,9 +274,7 @@ mod tests {
     /// that the cache has not seen yet are not kept at all.
     #[test]
     fn rows_are_served_at_their_version_only() {
-        let (_dir, db) = shm_with(&header(1, 1));
-        let shm = db.with_file_name("latchkey.db-shm");
-        let cache = ReadCache::open(&db).unwrap();
+        let (_dir, shm, cache) = cache_after_one_commit();
         let key = Key::new("USER#1", "PROFILE");
         let keys = [key.clone()];
 
@@ -296,9 +303,7 @@ mod tests {
     /// commits moved by one, its own: any other commit in between and nothing is served.
     #[test]
     fn rows_are_carried_over_exactly_one_commit() {
-        let (_dir, db) = shm_with(&header(1, 1));
-        let shm = db.with_file_name("latchkey.db-shm");
-        let cache = ReadCache::open(&db).unwrap();
+        let (_dir, shm, cache) = cache_after_one_commit();
         let key = Key::new("USER#1", "PROFILE");
         let other = Key::new("USER#2", "PROFILE");
         let at = |change: u8| {
